@@ -1,0 +1,167 @@
+//! Django's key layout and the rule for long or unsafe keys.
+//!
+//! The stored key is `{key_prefix}:{version}:{key}`, exactly as Django builds it, on
+//! every backend and every entry point, so a key written by `#[cache_fn]` can be read or
+//! deleted with the [`Cache`](crate::Cache) handle and the other way round.
+//!
+//! A key longer than [`MAX_KEY_LEN`] bytes, or holding whitespace or control
+//! characters, is stored as a readable head plus a SHA-256 digest of the whole key:
+//! `{head}#{32 hex digits}`. A key that already ends in that shape is digested too, so
+//! a digested key can never collide with a key written literally.
+
+use sha2::{Digest, Sha256};
+
+/// Keys longer than this many bytes are stored under a digest (memcached's limit, as Django).
+pub const MAX_KEY_LEN: usize = 250;
+
+/// How many characters of an unsafe key are kept readable in front of its digest.
+const HEAD_LEN: usize = 64;
+
+/// The full stored key for `key` under `prefix` and `version`.
+///
+/// ```
+/// use cached_core::key::make_key;
+/// assert_eq!(make_key("", 1, "product:42"), ":1:product:42");
+/// assert_eq!(make_key("shop", 3, "product:42"), "shop:3:product:42");
+/// let long = "x".repeat(300);
+/// assert!(make_key("", 1, &long).len() < 120);
+/// ```
+pub fn make_key(prefix: &str, version: u32, key: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + key.len().min(MAX_KEY_LEN) + 8);
+    out.push_str(prefix);
+    out.push(':');
+    push_u32(&mut out, version);
+    out.push(':');
+    push_safe_key(&mut out, key);
+    out
+}
+
+/// The part of the stored key that depends only on prefix and version: `{prefix}:{version}:`.
+pub fn key_head(prefix: &str, version: u32) -> String {
+    let mut out = String::with_capacity(prefix.len() + 8);
+    out.push_str(prefix);
+    out.push(':');
+    push_u32(&mut out, version);
+    out.push(':');
+    out
+}
+
+/// Appends `key` to `out`, digested when it is long, unsafe or digest-shaped.
+pub fn push_safe_key(out: &mut String, key: &str) {
+    if is_safe(key) {
+        out.push_str(key);
+        return;
+    }
+    let head: String = key
+        .chars()
+        .take(HEAD_LEN)
+        .map(|c| if is_unsafe_char(c) { '_' } else { c })
+        .collect();
+    out.push_str(&head);
+    out.push('#');
+    out.push_str(&hex_digest(key.as_bytes(), 16));
+}
+
+/// Whether `key` is stored as written.
+pub fn is_safe(key: &str) -> bool {
+    key.len() <= MAX_KEY_LEN && !key.chars().any(is_unsafe_char) && !looks_digested(key)
+}
+
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || c.is_whitespace()
+}
+
+/// `…#` followed by exactly 32 lowercase hex digits at the end: the digested shape.
+fn looks_digested(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    bytes.len() >= 33
+        && bytes[bytes.len() - 33] == b'#'
+        && bytes[bytes.len() - 32..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// The first `len` bytes of the SHA-256 of `data`, as lowercase hex.
+pub fn hex_digest(data: &[u8], len: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(data);
+    let mut out = String::with_capacity(len * 2);
+    for b in digest.iter().take(len) {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+fn push_u32(out: &mut String, mut n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(b as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn django_layout() {
+        assert_eq!(make_key("", 1, "product:42"), ":1:product:42");
+        assert_eq!(make_key("p", 12, "a"), "p:12:a");
+        assert_eq!(key_head("p", 7), "p:7:");
+        assert_eq!(make_key("", 0, "k"), ":0:k");
+        assert_eq!(make_key("", u32::MAX, "k"), format!(":{}:k", u32::MAX));
+    }
+
+    #[test]
+    fn long_keys_are_digested_with_a_readable_head() {
+        let long = format!("report:{}", "y".repeat(300));
+        let stored = make_key("", 1, &long);
+        assert!(stored.starts_with(":1:report:yyy"), "{stored}");
+        assert!(stored.len() <= 3 + HEAD_LEN + 33, "{stored}");
+        assert_eq!(stored, make_key("", 1, &long), "digest is stable");
+        let other = format!("report:{}z", "y".repeat(299));
+        assert_ne!(
+            stored,
+            make_key("", 1, &other),
+            "keys sharing a head differ"
+        );
+    }
+
+    #[test]
+    fn whitespace_and_control_characters_are_digested() {
+        for key in ["a b", "a\tb", "a\nb", "a\u{7}b", "a\u{a0}b"] {
+            let stored = make_key("", 1, key);
+            assert!(
+                !stored.chars().any(|c| c.is_whitespace() || c.is_control()),
+                "{stored:?}"
+            );
+        }
+        assert_ne!(make_key("", 1, "a b"), make_key("", 1, "a\tb"));
+        assert_ne!(make_key("", 1, "a b"), make_key("", 1, "a_b"));
+    }
+
+    #[test]
+    fn a_literal_digest_shaped_key_cannot_collide_with_a_digested_one() {
+        let unsafe_key = "hello world";
+        let digested = make_key("", 1, unsafe_key);
+        let literal = digested.trim_start_matches(":1:");
+        assert!(looks_digested(literal));
+        assert_ne!(make_key("", 1, literal), digested);
+    }
+
+    #[test]
+    fn the_250_byte_boundary() {
+        assert!(is_safe(&"k".repeat(250)));
+        assert!(!is_safe(&"k".repeat(251)));
+    }
+}

@@ -1,0 +1,40 @@
+//! The runtime of [cached-kit](https://docs.rs/cached-kit): the [`Backend`] trait, the
+//! [`Cache`] handle with Django's low-level cache API, named caches and `CACHE_URL`,
+//! codecs, the in-memory backend, and (feature `axum`) HTTP caching and throttling.
+//!
+//! Users depend on the `cached-kit` facade, which re-exports all of this; this crate
+//! is what backends (like `cached-redis`) and generated code build on.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::time::Duration;
+//! let cache = cached_core::cache();
+//! cache.set("greeting", &"hello".to_string(), Duration::from_secs(60)).await?;
+//! assert_eq!(cache.get::<String>("greeting").await?.as_deref(), Some("hello"));
+//! # Ok::<(), cached_core::CacheError>(())
+//! # }).unwrap();
+//! ```
+
+pub mod backend;
+mod cache;
+pub mod codec;
+mod config;
+mod error;
+mod flight;
+pub mod key;
+mod stats;
+
+#[cfg(feature = "_conformance")]
+#[doc(hidden)]
+pub mod conformance;
+
+pub use backend::{Backend, Ttl, Value};
+pub use cache::{Cache, CacheBuilder, Cacheable, ComputeOptions, DEFAULT_TTL, LOCK_TTL, NO_EXPIRY};
+pub use codec::Codec;
+pub use config::{cache, caches, register_backend, BackendFactory, CacheSlot, CacheUrl, Caches};
+pub use error::CacheError;
+pub use stats::CacheStats;
+
+pub use backend::dummy::DummyBackend;
+#[cfg(feature = "memory")]
+pub use backend::memory::MemoryBackend;

@@ -1,0 +1,108 @@
+//! Counters every cache keeps, and the rate-limited error log.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
+///
+/// ```
+/// let stats = cached_core::CacheStats::default();
+/// assert_eq!(stats.hit_ratio(), 0.0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads that found a value.
+    pub hits: u64,
+    /// Reads that found nothing (including decode errors).
+    pub misses: u64,
+    /// Values stored.
+    pub sets: u64,
+    /// Keys deleted (that existed).
+    pub deletes: u64,
+    /// Entries the backend evicted to respect its size bound.
+    pub evictions: u64,
+    /// Backend errors (unreachable, timed out), each one survived.
+    pub errors: u64,
+    /// Stored values that could not be decoded (treated as misses and overwritten).
+    pub decode_errors: u64,
+    /// Callers that waited for another caller's computation instead of running it.
+    pub coalesced_waits: u64,
+}
+
+impl CacheStats {
+    /// hits / (hits + misses), or 0 when nothing was read.
+    pub fn hit_ratio(&self) -> f64 {
+        let reads = self.hits + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / reads as f64
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub sets: AtomicU64,
+    pub deletes: AtomicU64,
+    pub errors: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub coalesced_waits: AtomicU64,
+    /// Unix millis of the last error logged, for rate limiting.
+    last_logged: AtomicU64,
+    /// Errors not logged since the last one that was.
+    suppressed: AtomicU64,
+}
+
+/// Errors are logged at most once per this many milliseconds per cache.
+const LOG_INTERVAL_MS: u64 = 1_000;
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub fn snapshot(&self, evictions: u64) -> CacheStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CacheStats {
+            hits: get(&self.hits),
+            misses: get(&self.misses),
+            sets: get(&self.sets),
+            deletes: get(&self.deletes),
+            evictions,
+            errors: get(&self.errors),
+            decode_errors: get(&self.decode_errors),
+            coalesced_waits: get(&self.coalesced_waits),
+        }
+    }
+
+    /// Whether an error may be logged now; if not, it is counted as suppressed.
+    /// Returns the number suppressed since the last logged one.
+    pub fn may_log(&self) -> Option<u64> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let last = self.last_logged.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= LOG_INTERVAL_MS
+            && self
+                .last_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
