@@ -342,7 +342,7 @@ impl Cache {
         ttl: Duration,
     ) -> Result<bool, CacheError> {
         let skey = self.make_key(key);
-        let v = self.to_value(&skey, value)?;
+        let v = self.encode_value(&skey, value)?;
         match self.inner.backend.add(&skey, v, backend_ttl(ttl)).await {
             Ok(stored) => {
                 if stored {
@@ -539,7 +539,7 @@ impl Cache {
         let mut batch = Vec::new();
         for (key, value) in entries {
             let skey = self.make_key(key.as_ref());
-            let v = self.to_value(&skey, value)?;
+            let v = self.encode_value(&skey, value)?;
             batch.push((skey, v));
         }
         if ttl.is_zero() {
@@ -668,7 +668,7 @@ impl Cache {
     async fn fetch<T: Cacheable>(&self, skey: &str, count: bool) -> Result<Option<T>, CacheError> {
         match self.inner.backend.get(skey).await {
             Ok(value) if count => Ok(self.decode_counted(skey, value)),
-            Ok(value) => Ok(value.and_then(|v| self.from_value(v).ok())),
+            Ok(value) => Ok(value.and_then(|v| self.decode_value(v).ok())),
             Err(e) => Err(self.record_error("get", skey, e)),
         }
     }
@@ -680,7 +680,7 @@ impl Cache {
             tracing::trace!(cache = %self.inner.alias, key = skey, "cache miss");
             return None;
         };
-        match self.from_value(value) {
+        match self.decode_value(value) {
             Ok(v) => {
                 bump(&counters.hits);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
@@ -708,7 +708,7 @@ impl Cache {
                 Err(e) => Err(self.record_error("set", skey, e)),
             };
         }
-        let v = match self.to_value(skey, value) {
+        let v = match self.encode_value(skey, value) {
             Ok(v) => v,
             Err(e) => return Err(self.record_error("set", skey, e)),
         };
@@ -721,7 +721,7 @@ impl Cache {
         }
     }
 
-    fn to_value<T: Cacheable>(&self, skey: &str, value: &T) -> Result<Value, CacheError> {
+    fn encode_value<T: Cacheable>(&self, skey: &str, value: &T) -> Result<Value, CacheError> {
         if let Some(n) = as_counter(value) {
             Ok(Value::Int(n))
         } else if self.inner.objects {
@@ -731,7 +731,7 @@ impl Cache {
         }
     }
 
-    fn from_value<T: Cacheable>(&self, value: Value) -> Result<T, DecodeError> {
+    fn decode_value<T: Cacheable>(&self, value: Value) -> Result<T, DecodeError> {
         match value {
             Value::Object(obj) => obj.downcast_ref::<T>().cloned().ok_or_else(|| {
                 DecodeError::Payload(format!(
