@@ -11,6 +11,7 @@ compile_error!(
 pub use cached_core::backend;
 pub use cached_core::codec;
 pub use cached_core::key;
+pub use cached_core::throttle;
 pub use cached_core::{
     Backend, Cache, CacheBuilder, CacheError, CacheSlot, CacheStats, CacheUrl, Cacheable, Caches,
     Codec, ComputeOptions, DummyBackend, DEFAULT_TTL, LOCK_TTL, NO_EXPIRY,

@@ -23,6 +23,7 @@ mod error;
 mod flight;
 pub mod key;
 mod stats;
+pub mod throttle;
 
 #[cfg(feature = "_conformance")]
 #[doc(hidden)]

@@ -1,0 +1,309 @@
+//! Throttling end to end: a real axum app on a loopback port, a real HTTP client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use cached_kit::throttle::{
+    MemoryThrottleStore, Throttle, ThrottleIdentity, ThrottleLayer, ThrottleStore,
+};
+use reqwest::StatusCode;
+
+/// Serves `app` on `127.0.0.1:0` with the client address available; returns its base URL.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
+    });
+    format!("http://{addr}")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+fn app(layer: ThrottleLayer) -> Router {
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(layer)
+        .layer(middleware::from_fn(bearer_identity))
+}
+
+/// The application's auth layer: `Authorization: Bearer <name>` is the user `<name>`.
+async fn bearer_identity(mut req: Request, next: Next) -> Response {
+    let user = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if let Some(user) = user {
+        req.extensions_mut().insert(ThrottleIdentity::new(user));
+    }
+    next.run(req).await
+}
+
+fn header(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ascii header").to_owned())
+}
+
+fn header_u64(res: &reqwest::Response, name: &str) -> u64 {
+    header(res, name)
+        .unwrap_or_else(|| panic!("missing {name}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a whole number"))
+}
+
+async fn get_status(client: &reqwest::Client, url: &str, xff: Option<&str>) -> StatusCode {
+    let mut req = client.get(url);
+    if let Some(xff) = xff {
+        req = req.header("x-forwarded-for", xff);
+    }
+    req.send().await.expect("request").status()
+}
+
+/// Sends `n` requests at once, spread over the given base URLs; counts 200s and 429s.
+async fn burst(urls: &[String], n: usize) -> (usize, usize) {
+    let client = client();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (client, url) = (client.clone(), urls[i % urls.len()].clone());
+        tasks.spawn(async move { client.get(&url).send().await.expect("request").status() });
+    }
+    let (mut ok, mut throttled) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.expect("task") {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => throttled += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    (ok, throttled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_requests_against_5_per_minute_admit_exactly_5() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::anon("5/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    assert_eq!(burst(&[url], 200).await, (5, 195));
+}
+
+#[tokio::test]
+async fn admitted_responses_count_down_and_refusals_say_how_long_to_wait() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::anon("3/10s").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    let first = Instant::now();
+    for remaining in [2, 1, 0] {
+        let res = client.get(&url).send().await.expect("request");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(header_u64(&res, "ratelimit-limit"), 3);
+        assert_eq!(header_u64(&res, "ratelimit-remaining"), remaining);
+        assert_eq!(header(&res, "ratelimit-policy").as_deref(), Some("3;w=10"));
+        assert!((1..=10).contains(&header_u64(&res, "ratelimit-reset")));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let res = client.get(&url).send().await.expect("request");
+    let elapsed = first.elapsed().as_secs_f64();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after = header_u64(&res, "retry-after");
+    let expected = 10.0 - elapsed; // the first request leaves the window at first + 10 s
+    assert!(
+        (retry_after as f64 - expected).abs() <= 1.0,
+        "Retry-After {retry_after}, expected about {expected:.2}"
+    );
+    assert_eq!(header_u64(&res, "ratelimit-reset"), retry_after);
+    assert_eq!(header_u64(&res, "ratelimit-remaining"), 0);
+    assert_eq!(header_u64(&res, "ratelimit-limit"), 3);
+    let body = res.text().await.expect("body");
+    assert!(body.contains(&format!("{retry_after} seconds")), "{body}");
+}
+
+#[tokio::test]
+async fn refused_requests_are_not_counted_and_the_window_slides() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::anon("2/3s").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    let start = Instant::now();
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    // Keep knocking while the window is full; none of these may count.
+    while start.elapsed() < Duration::from_millis(2_000) {
+        assert_eq!(
+            get_status(&client, &url, None).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The two admitted requests leave the window at start + 3 s (plus their latency).
+    tokio::time::sleep_until((start + Duration::from_millis(3_500)).into()).await;
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    assert_eq!(
+        get_status(&client, &url, None).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn spoofed_forwarded_for_does_not_change_the_key_by_default() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::anon("1/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    assert_eq!(
+        get_status(&client, &url, Some("1.1.1.1")).await,
+        StatusCode::OK
+    );
+    for spoof in ["2.2.2.2", "3.3.3.3, 4.4.4.4", "::1"] {
+        assert_eq!(
+            get_status(&client, &url, Some(spoof)).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "X-Forwarded-For {spoof} escaped the throttle"
+        );
+    }
+    assert_eq!(
+        get_status(&client, &url, None).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_keys_clients_with_trusted_proxies() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .trusted_proxies(1)
+        .throttle(Throttle::anon("1/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    assert_eq!(
+        get_status(&client, &url, Some("1.1.1.1")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_status(&client, &url, Some("2.2.2.2")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_status(&client, &url, Some("1.1.1.1")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // With one trusted proxy the last hop is the client; what the client wrote before
+    // it is ignored.
+    assert_eq!(
+        get_status(&client, &url, Some("9.9.9.9, 2.2.2.2")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        get_status(&client, &url, Some("2.2.2.2, 5.5.5.5")).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn users_are_keyed_by_identity_and_anon_throttles_skip_them() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::user("1/minute").expect("rate"))
+        .throttle(Throttle::anon("2/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    let as_user = |user: &str| {
+        client
+            .get(&url)
+            .header("authorization", format!("Bearer {user}"))
+            .send()
+    };
+    assert_eq!(
+        as_user("alice").await.expect("request").status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        as_user("alice").await.expect("request").status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        as_user("bob").await.expect("request").status(),
+        StatusCode::OK
+    );
+    // Anonymous requests from the same IP have their own budget: the user throttle's
+    // 1/minute per IP is the tighter one.
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    assert_eq!(
+        get_status(&client, &url, None).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn several_throttles_are_all_evaluated_and_the_longest_wait_wins() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::scoped("short", "1/10s").expect("rate"))
+        .throttle(Throttle::scoped("long", "1/minute").expect("rate"))
+        .throttle(Throttle::scoped("loose", "100/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    let res = client.get(&url).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after = header_u64(&res, "retry-after");
+    assert!(
+        (59..=60).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+    assert_eq!(header(&res, "ratelimit-policy").as_deref(), Some("1;w=60"));
+}
+
+#[tokio::test]
+async fn a_request_one_throttle_refuses_counts_in_no_other() {
+    let store: Arc<dyn ThrottleStore> = Arc::new(MemoryThrottleStore::default());
+    let shared = Throttle::scoped("shared", "3/minute").expect("rate");
+    let strict = ThrottleLayer::new()
+        .shared_store(Arc::clone(&store))
+        .throttle(shared.clone())
+        .throttle(Throttle::scoped("strict", "1/minute").expect("rate"));
+    let only_shared = ThrottleLayer::new().shared_store(store).throttle(shared);
+    let strict_url = serve(app(strict)).await;
+    let shared_url = serve(app(only_shared)).await;
+    let client = client();
+    assert_eq!(get_status(&client, &strict_url, None).await, StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(
+            get_status(&client, &strict_url, None).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    // `shared` counted only the one admitted request: two more fit, then it is full.
+    assert_eq!(get_status(&client, &shared_url, None).await, StatusCode::OK);
+    assert_eq!(get_status(&client, &shared_url, None).await, StatusCode::OK);
+    assert_eq!(
+        get_status(&client, &shared_url, None).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
