@@ -1,0 +1,292 @@
+//! `redis://`, `rediss://` and `redis+cluster://` URLs and the settings they carry.
+
+use std::time::Duration;
+
+use cached_core::{CacheError, CacheUrl};
+
+/// How long to wait for a connection to Redis, by default (`connect_timeout=` in ms).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long to wait for Redis to answer a command, by default (`response_timeout=` in ms).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Consecutive failures that open the circuit breaker, by default (`breaker_threshold=`).
+pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
+/// How long an open breaker fails calls fast before it lets a probe through, by default
+/// (`breaker_cooldown=` in ms).
+pub const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_millis(1000);
+
+/// The query parameters a Redis cache URL understands besides the common ones.
+pub(crate) const REDIS_PARAMS: &str =
+    "connect_timeout, response_timeout, breaker_threshold, breaker_cooldown (milliseconds but the threshold), ca_cert (rediss:// only), key_prefix, version, default_ttl, codec";
+
+/// Where and how to reach Redis: the server (or cluster nodes), timeouts and the circuit
+/// breaker.
+///
+/// Built from a URL ([`RedisConfig::from_url`]) and adjusted in code:
+///
+/// ```
+/// use std::time::Duration;
+/// use cached_redis::RedisConfig;
+/// let config = RedisConfig::from_url("redis://127.0.0.1:6379/0?response_timeout=250")
+///     .unwrap()
+///     .connect_timeout(Duration::from_millis(500))
+///     .breaker(3, Duration::from_secs(2));
+/// assert_eq!(config.get_response_timeout(), Duration::from_millis(250));
+/// assert_eq!(config.get_connect_timeout(), Duration::from_millis(500));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub(crate) target: Target,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_cooldown: Duration,
+    /// A PEM root certificate to trust for `rediss://` (instead of the system roots).
+    pub(crate) ca_cert: Option<Vec<u8>>,
+}
+
+/// One server, or the seed nodes of a cluster, as `redis` crate connection URLs.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+impl RedisConfig {
+    /// Parses a URL: `redis://[user:pass@]host[:port][/db]`, `rediss://...` (feature
+    /// `tls`) or `redis+cluster://host1:port1,host2:port2` (feature `cluster`), with the
+    /// query parameters `connect_timeout`, `response_timeout`, `breaker_cooldown`
+    /// (milliseconds), `breaker_threshold` (failures) and `ca_cert` (path to a PEM file,
+    /// `rediss://` only). Nothing connects here.
+    ///
+    /// ```
+    /// use cached_redis::RedisConfig;
+    /// assert!(RedisConfig::from_url("redis://localhost:6379/0?connect_timeout=200").is_ok());
+    /// let err = RedisConfig::from_url("redis://localhost?colour=blue").unwrap_err();
+    /// assert!(err.to_string().contains("unknown parameter `colour`"));
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self, CacheError> {
+        let mut parsed = CacheUrl::parse("RedisConfig::from_url", url)?;
+        let config = Self::from_cache_url(&mut parsed)?;
+        parsed.finish(REDIS_PARAMS)?;
+        Ok(config)
+    }
+
+    /// Takes this backend's parameters out of a parsed [`CacheUrl`], leaving the others
+    /// (`key_prefix`, ...) for the caller. Used by the `CACHE_URL` factory.
+    ///
+    /// ```
+    /// use cached_core::CacheUrl;
+    /// use cached_redis::RedisConfig;
+    /// let mut url = CacheUrl::parse("CACHE_URL", "redis://h:6379/0?response_timeout=50&key_prefix=a").unwrap();
+    /// let config = RedisConfig::from_cache_url(&mut url).unwrap();
+    /// assert_eq!(config.get_response_timeout().as_millis(), 50);
+    /// assert_eq!(url.remaining().len(), 1); // key_prefix is left for the Cache
+    /// ```
+    pub fn from_cache_url(url: &mut CacheUrl) -> Result<Self, CacheError> {
+        let millis = |url: &mut CacheUrl, name: &str| {
+            url.take_parsed::<u64>(name, "whole milliseconds")
+                .map(|v| v.map(Duration::from_millis))
+        };
+        let connect_timeout = millis(url, "connect_timeout")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let response_timeout = millis(url, "response_timeout")?.unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
+        let breaker_cooldown = millis(url, "breaker_cooldown")?.unwrap_or(DEFAULT_BREAKER_COOLDOWN);
+        let breaker_threshold = url
+            .take_parsed::<u32>(
+                "breaker_threshold",
+                "a whole number of failures, at least 1",
+            )?
+            .unwrap_or(DEFAULT_BREAKER_THRESHOLD);
+        if breaker_threshold == 0 {
+            return Err(CacheError::config(
+                url.origin(),
+                "`breaker_threshold=0` is not valid: expected at least 1",
+            ));
+        }
+        for (name, d) in [
+            ("connect_timeout", connect_timeout),
+            ("response_timeout", response_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(CacheError::config(
+                    url.origin(),
+                    format!("`{name}=0` is not valid: expected at least 1 millisecond"),
+                ));
+            }
+        }
+        let ca_cert = match url.take("ca_cert") {
+            None => None,
+            Some(_) if url.scheme() != "rediss" => {
+                return Err(CacheError::config(
+                    url.origin(),
+                    "`ca_cert` only applies to rediss:// URLs",
+                ))
+            }
+            Some(path) => Some(std::fs::read(&path).map_err(|e| {
+                CacheError::config(
+                    url.origin(),
+                    format!("cannot read the `ca_cert` file `{path}`: {e}"),
+                )
+            })?),
+        };
+        let target = target(url)?;
+        Ok(Self {
+            target,
+            connect_timeout,
+            response_timeout,
+            breaker_threshold,
+            breaker_cooldown,
+            ca_cert,
+        })
+    }
+
+    /// Sets how long to wait for a connection.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets how long to wait for Redis to answer a command.
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the circuit breaker: open after `threshold` consecutive failures, probe again
+    /// after `cooldown`.
+    #[must_use]
+    pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
+        self.breaker_threshold = threshold.max(1);
+        self.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// Trusts this PEM root certificate for `rediss://` instead of the system roots.
+    #[must_use]
+    pub fn ca_cert(mut self, pem: Vec<u8>) -> Self {
+        self.ca_cert = Some(pem);
+        self
+    }
+
+    /// The connect timeout.
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The response timeout.
+    pub fn get_response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// Whether this is a Redis Cluster configuration.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+}
+
+fn target(url: &CacheUrl) -> Result<Target, CacheError> {
+    let location = url.location();
+    match url.scheme() {
+        "redis" | "rediss" => {
+            let full = format!("{}://{location}", url.scheme());
+            // Validate now, so a bad host or db is a configuration error.
+            redis::parse_redis_url(&full).ok_or_else(|| {
+                CacheError::config(
+                    url.origin(),
+                    format!("`{full}` is not a valid Redis URL: expected {}://[user:password@]host[:port][/db]", url.scheme()),
+                )
+            })?;
+            Ok(Target::Single(full))
+        }
+        "redis+cluster" | "redis-cluster" => {
+            let (auth, hosts) = match location.rsplit_once('@') {
+                Some((auth, hosts)) => (format!("{auth}@"), hosts),
+                None => (String::new(), location),
+            };
+            let hosts = hosts.trim_end_matches('/');
+            if hosts.contains('/') {
+                return Err(CacheError::config(
+                    url.origin(),
+                    format!(
+                        "a Redis Cluster has only database 0: remove the path from `{location}`"
+                    ),
+                ));
+            }
+            let nodes: Vec<String> = hosts
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("redis://{auth}{h}"))
+                .collect();
+            if nodes.is_empty() {
+                return Err(CacheError::config(
+                    url.origin(),
+                    "a redis+cluster:// URL needs at least one node: redis+cluster://host1:7000,host2:7001",
+                ));
+            }
+            for node in &nodes {
+                if redis::parse_redis_url(node).is_none() {
+                    return Err(CacheError::config(
+                        url.origin(),
+                        format!("`{node}` is not a valid cluster node address"),
+                    ));
+                }
+            }
+            Ok(Target::Cluster(nodes))
+        }
+        other => Err(CacheError::config(
+            url.origin(),
+            format!("`{other}://` is not a Redis URL scheme"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(url: &str) -> String {
+        RedisConfig::from_url(url).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parameters_are_read_and_defaults_apply() {
+        let c = RedisConfig::from_url("redis://127.0.0.1:6390/2").unwrap();
+        assert_eq!(c.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(c.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
+        assert_eq!(c.breaker_threshold, DEFAULT_BREAKER_THRESHOLD);
+        assert!(matches!(&c.target, Target::Single(u) if u == "redis://127.0.0.1:6390/2"));
+        let c = RedisConfig::from_url(
+            "redis://h?connect_timeout=20&response_timeout=30&breaker_threshold=2&breaker_cooldown=40",
+        )
+        .unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_millis(20));
+        assert_eq!(c.response_timeout, Duration::from_millis(30));
+        assert_eq!(c.breaker_threshold, 2);
+        assert_eq!(c.breaker_cooldown, Duration::from_millis(40));
+    }
+
+    #[test]
+    fn bad_urls_name_the_bad_part() {
+        assert!(err("redis://h?connect_timeout=soon").contains("`connect_timeout=soon`"));
+        assert!(err("redis://h?response_timeout=0").contains("`response_timeout=0`"));
+        assert!(err("redis://h?breaker_threshold=0").contains("`breaker_threshold=0`"));
+        assert!(err("redis://h?nope=1").contains("unknown parameter `nope`"));
+        assert!(err("redis://h?ca_cert=/x").contains("only applies to rediss://"));
+        assert!(err("redis://h:notaport/0").contains("not a valid Redis URL"));
+        assert!(err("redis+cluster://").contains("at least one node"));
+        assert!(err("redis+cluster://a:1,b:2/3").contains("only database 0"));
+    }
+
+    #[test]
+    fn cluster_urls_list_every_node_with_credentials() {
+        let c = RedisConfig::from_url("redis+cluster://u:p@a:7000,b:7001").unwrap();
+        match &c.target {
+            Target::Cluster(nodes) => {
+                assert_eq!(nodes, &["redis://u:p@a:7000", "redis://u:p@b:7001"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.is_cluster());
+    }
+}
