@@ -307,3 +307,102 @@ async fn a_request_one_throttle_refuses_counts_in_no_other() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// The same throttles in Redis, against a real `redis-server` the test starts.
+mod redis {
+    use super::*;
+    use cached_redis::testing::RedisServer;
+    use cached_redis::throttle::RedisThrottleStore;
+
+    fn store(server: &RedisServer) -> RedisThrottleStore {
+        RedisThrottleStore::from_url(&server.url())
+            .expect("redis url")
+            .connect_timeout(Duration::from_millis(300))
+            .response_timeout(Duration::from_millis(300))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_app_instances_sharing_one_redis_admit_exactly_5_in_total() {
+        let server = RedisServer::start();
+        // Two instances: separate stores, separate connections, one Redis.
+        let mut urls = Vec::new();
+        for _ in 0..2 {
+            let layer = ThrottleLayer::new()
+                .store(store(&server))
+                .throttle(Throttle::anon("5/minute").expect("rate"));
+            urls.push(serve(app(layer)).await);
+        }
+        assert_eq!(burst(&urls, 200).await, (5, 195));
+
+        // The log expires one period after its newest entry: idle clients leave nothing.
+        let key = "throttle:anon:5/minute:ip:127.0.0.1";
+        assert_eq!(server.cli(&["ZCARD", key]).trim(), "5");
+        let ttl: i64 = server.cli(&["PTTL", key]).trim().parse().expect("PTTL");
+        assert!((50_000..=60_000).contains(&ttl), "PTTL {ttl}");
+    }
+
+    #[tokio::test]
+    async fn the_redis_window_slides_and_retry_after_uses_the_servers_clock() {
+        let server = RedisServer::start();
+        let layer = ThrottleLayer::new()
+            .store(store(&server).key_prefix("app"))
+            .throttle(Throttle::anon("2/3s").expect("rate"));
+        let url = serve(app(layer)).await;
+        let client = client();
+        let start = Instant::now();
+        assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        let res = client.get(&url).send().await.expect("request");
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after = header_u64(&res, "retry-after");
+        let expected = 3.0 - start.elapsed().as_secs_f64();
+        assert!(
+            (retry_after as f64 - expected).abs() <= 1.0,
+            "Retry-After {retry_after}, expected about {expected:.2}"
+        );
+        assert_eq!(
+            server
+                .cli(&["EXISTS", "app:throttle:anon:2/3s:ip:127.0.0.1"])
+                .trim(),
+            "1"
+        );
+        tokio::time::sleep_until((start + Duration::from_millis(3_500)).into()).await;
+        assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        assert_eq!(
+            get_status(&client, &url, None).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_redis_fails_open_by_default_and_closed_when_configured() {
+        let mut server = RedisServer::start();
+        let rate = || Throttle::anon("1/minute").expect("rate");
+        let open = serve(app(ThrottleLayer::new()
+            .store(store(&server))
+            .throttle(rate())))
+        .await;
+        let closed = serve(app(ThrottleLayer::new()
+            .store(store(&server).key_prefix("closed"))
+            .fail_closed(true)
+            .throttle(rate())))
+        .await;
+        let client = client();
+        // While Redis runs both throttle.
+        for url in [&open, &closed] {
+            assert_eq!(get_status(&client, url, None).await, StatusCode::OK);
+            assert_eq!(
+                get_status(&client, url, None).await,
+                StatusCode::TOO_MANY_REQUESTS
+            );
+        }
+        server.kill();
+        for _ in 0..3 {
+            assert_eq!(get_status(&client, &open, None).await, StatusCode::OK);
+            let res = client.get(&closed).send().await.expect("request");
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(header(&res, "retry-after").as_deref(), Some("1"));
+        }
+    }
+}

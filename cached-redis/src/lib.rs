@@ -42,6 +42,7 @@ use cached_core::{Backend, CacheError, CacheUrl};
 mod backend;
 mod breaker;
 mod slot;
+pub mod throttle;
 #[cfg(feature = "tls")]
 mod tls;
 mod url;
