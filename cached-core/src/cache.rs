@@ -466,7 +466,15 @@ impl Cache {
                 .add(&lock_key, Value::Int(1), Some(LOCK_TTL))
                 .await
             {
-                Ok(true) => return Acquired::Lock(lock_key),
+                Ok(true) => {
+                    // The previous holder may have stored the value and released the
+                    // lock since our last look: check before computing again.
+                    if let Ok(Some(v)) = self.fetch::<T>(skey, false).await {
+                        let _ = self.inner.backend.delete(&lock_key).await;
+                        return Acquired::Value(v);
+                    }
+                    return Acquired::Lock(lock_key);
+                }
                 Ok(false) => {}
                 Err(e) => {
                     self.record_error("lock", &lock_key, e);
