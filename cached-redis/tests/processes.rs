@@ -1,0 +1,163 @@
+//! Two real processes sharing one Redis: a value computed in one is a hit in the other,
+//! and `lock(true)` makes a cold computation run once across processes.
+//!
+//! The test binary re-runs itself as the child process (`CACHED_REDIS_CHILD` selects
+//! what the child does), so both sides are the same build, as two instances of one
+//! service would be.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cached_core::{Cache, ComputeOptions};
+use cached_redis::testing::RedisServer;
+use cached_redis::RedisBackend;
+
+const TTL: Duration = Duration::from_secs(60);
+
+fn cache(url: &str) -> Cache {
+    let backend = RedisBackend::from_url(url).expect("a valid Redis URL");
+    Cache::builder(backend).key_prefix("procs").build()
+}
+
+/// The body of the memoized function: counts its runs in Redis (so every process sees
+/// the count), takes a while, and returns a value that is the same in every process.
+async fn expensive_report(
+    counter: &Cache,
+    id: u32,
+) -> Result<Vec<String>, std::convert::Infallible> {
+    counter.incr("runs", 1).await.expect("count the run");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(vec![format!("report {id}"), "computed once".to_owned()])
+}
+
+/// What a child process does, chosen by `CACHED_REDIS_CHILD`; returns false when this
+/// is not a child.
+async fn run_child() -> bool {
+    let Ok(role) = std::env::var("CACHED_REDIS_CHILD") else {
+        return false;
+    };
+    let url = std::env::var("CACHED_REDIS_URL").expect("CACHED_REDIS_URL");
+    let cache = cache(&url);
+    // Start together: wait (bounded) for the parent's go signal.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.get::<u8>("go").await.ok().flatten().is_none() {
+        assert!(Instant::now() < deadline, "no go signal");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let lock = role == "locked";
+    let opts = ComputeOptions::new(Some(TTL)).lock(lock);
+    let value = cache
+        .compute("report:7", &opts, || expensive_report(&cache, 7))
+        .await
+        .expect("infallible");
+    println!("VALUE={}", value.join("|"));
+    true
+}
+
+fn spawn_child(role: &str, url: &str, test: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("the test binary"))
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("CACHED_REDIS_CHILD", role)
+        .env("CACHED_REDIS_URL", url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child process")
+}
+
+fn value_of(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("VALUE=").map(|(_, v)| v))
+        .unwrap_or_else(|| panic!("no VALUE line in:\n{stdout}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_value_computed_in_one_process_is_a_hit_in_another() {
+    if run_child().await {
+        return;
+    }
+    let server = RedisServer::start();
+    let parent = cache(&server.url());
+    parent.set("go", &1u8, TTL).await.expect("set go");
+
+    let child = spawn_child(
+        "plain",
+        &server.url(),
+        "a_value_computed_in_one_process_is_a_hit_in_another",
+    );
+    let out = child.wait_with_output().expect("wait for the child");
+    assert_eq!(value_of(&out), "report 7|computed once");
+    assert_eq!(parent.get::<i64>("runs").await.expect("get"), Some(1));
+
+    // This process computes the same call: it is a hit, the body does not run.
+    let hits = parent.stats().hits;
+    let opts = ComputeOptions::new(Some(TTL));
+    let value = parent
+        .compute("report:7", &opts, || expensive_report(&parent, 7))
+        .await
+        .expect("infallible");
+    assert_eq!(value.join("|"), "report 7|computed once");
+    assert_eq!(parent.stats().hits, hits + 1);
+    assert_eq!(parent.get::<i64>("runs").await.expect("get"), Some(1));
+}
+
+#[tokio::test]
+async fn with_lock_two_processes_run_a_cold_body_once() {
+    if run_child().await {
+        return;
+    }
+    let server = RedisServer::start();
+    let parent = cache(&server.url());
+    let test = "with_lock_two_processes_run_a_cold_body_once";
+    let a = spawn_child("locked", &server.url(), test);
+    let b = spawn_child("locked", &server.url(), test);
+    // Both children are up and polling; let them go at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    parent.set("go", &1u8, TTL).await.expect("set go");
+    let (a, b) = (
+        a.wait_with_output().expect("child a"),
+        b.wait_with_output().expect("child b"),
+    );
+    assert_eq!(value_of(&a), "report 7|computed once");
+    assert_eq!(value_of(&b), "report 7|computed once");
+    assert_eq!(
+        parent.get::<i64>("runs").await.expect("get"),
+        Some(1),
+        "the body ran once across both processes"
+    );
+    // The lock is released after the computation.
+    assert_eq!(
+        server.cli(&["EXISTS", "procs:1:report:7:__lock"]).trim(),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn without_lock_each_cold_process_runs_the_body() {
+    // The control for the test above: it shows the two children really overlap.
+    if run_child().await {
+        return;
+    }
+    let server = RedisServer::start();
+    let parent = cache(&server.url());
+    let test = "without_lock_each_cold_process_runs_the_body";
+    let a = spawn_child("plain", &server.url(), test);
+    let b = spawn_child("plain", &server.url(), test);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    parent.set("go", &1u8, TTL).await.expect("set go");
+    let (a, b) = (
+        a.wait_with_output().expect("child a"),
+        b.wait_with_output().expect("child b"),
+    );
+    assert_eq!(value_of(&a), value_of(&b));
+    assert_eq!(parent.get::<i64>("runs").await.expect("get"), Some(2));
+}
