@@ -70,6 +70,21 @@ pub mod __private {
     pub use cached_core;
     pub use std;
 
+    // `#[cache_fn]` and `#[cache_evict]`.
+    pub use cached_core::argkey::{ArgKey, KeyArg};
+    pub use cached_core::memoize::{
+        assert_cacheable, block_on, evict, infallible, invalidate, is_some, memoize, ready,
+        ready_ok, refresh, succeeded, Spec,
+    };
+    pub use cached_core::{CacheError, CacheSlot};
+    pub use std::convert::Infallible;
+
+    /// Adds an argument to a default key (a function, so that a type that cannot be
+    /// keyed is reported on the argument).
+    pub fn key_arg<T: KeyArg + ?Sized>(key: &mut ArgKey, value: &T) {
+        key.arg(value);
+    }
+
     /// Resolves a named cache for generated code, with the facade's backends registered.
     pub fn slot_get(
         slot: &cached_core::CacheSlot,

@@ -15,13 +15,17 @@
 //! # }).unwrap();
 //! ```
 
+pub mod argkey;
 pub mod backend;
+pub mod blocking;
 mod cache;
 pub mod codec;
 mod config;
 mod error;
 mod flight;
 pub mod key;
+#[doc(hidden)]
+pub mod memoize;
 mod stats;
 pub mod throttle;
 

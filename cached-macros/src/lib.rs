@@ -1,14 +1,45 @@
-//! Attribute macros of cached-kit (work in progress).
+//! The attribute macros of [cached-kit](https://docs.rs/cached-kit). Use them through the
+//! `cached-kit` crate, which re-exports them and provides the runtime they expand to
+//! (`::cached_kit::__private`); this crate has no features of its own.
+//!
+//! Modules: one per macro (`cache_fn`, `cache_evict`, ...), each with its argument
+//! parsing (`args.rs`) apart from its expansion (`expand.rs`); `common` holds the parsing
+//! every macro shares (error collection, `ttl`, signatures, return kinds) and
+//! `template` the key templates (`"product:{id}"`).
+
 use proc_macro::TokenStream;
 
-/// Memoizes a function.
+mod cache_evict;
+mod cache_fn;
+mod common;
+mod template;
+
+/// Memoizes a function in a named cache (Django's per-object caching).
+///
+/// ```ignore
+/// use cached_kit::cache_fn;
+///
+/// #[cache_fn(ttl = 300, key = "product:{id}")]
+/// async fn product(db: &Db, id: i64) -> Result<Option<Product>, DbError> { /* ... */ }
+/// ```
+///
+/// See the `cached-kit` crate documentation for every argument.
 #[proc_macro_attribute]
-pub fn cache_fn(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn cache_fn(args: TokenStream, item: TokenStream) -> TokenStream {
+    cache_fn::cache_fn(args.into(), item.into()).into()
 }
 
 /// Deletes cache entries after a successful call.
+///
+/// ```ignore
+/// use cached_kit::cache_evict;
+///
+/// #[cache_evict(key = "product:{id}")]
+/// async fn update_product(db: &Db, id: i64, p: NewProduct) -> Result<(), DbError> { /* ... */ }
+/// ```
+///
+/// See the `cached-kit` crate documentation.
 #[proc_macro_attribute]
-pub fn cache_evict(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
+    cache_evict::cache_evict(args.into(), item.into()).into()
 }
