@@ -25,6 +25,47 @@ pub use cached_redis as redis;
 
 pub use cached_macros::{cache_evict, cache_fn};
 
+/// Caches an axum handler's responses (feature `axum`; Django's `cache_page`).
+///
+/// Arguments, all optional: `ttl` (whole seconds, or a `Duration` expression; default the
+/// cache's default ttl), `cache` (a named cache, default `"default"`), `vary` (request
+/// headers to key on besides those the response's `Vary` names), `shared` (default
+/// `false`: `Authorization` and `Cookie` are part of the key), `max_body` (bytes, default
+/// 8 MiB). The rules and headers are those of [`http`](crate::http).
+///
+/// The handler stays an ordinary axum handler with all its extractors (`State`, `Path`,
+/// `Query`, `Json` bodies, your own): the attribute adds one first argument, an extractor
+/// that reads the request's method, URI and headers, and consults the cache inside the
+/// handler, before its body. Extractors therefore still run (and may reject) on a hit;
+/// only the body is skipped. The return type becomes `axum::response::Response`, and a
+/// handler keeps at most 15 arguments of its own.
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use axum::{extract::Query, routing::get, Router};
+/// use cached_kit::cache_view;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Page {
+///     page: u32,
+/// }
+///
+/// #[cache_view(ttl = 600, vary = ["Accept-Language"])]
+/// async fn list_products(Query(q): Query<Page>) -> String {
+///     format!("page {}", q.page)
+/// }
+///
+/// let app: Router = Router::new().route("/products", get(list_products));
+/// # let _ = app;
+/// # }
+/// ```
+pub use cached_macros::cache_view;
+
+#[cfg(feature = "axum")]
+pub use cached_core::http;
+#[cfg(feature = "axum")]
+pub use cached_core::http::{CacheLayer, CacheService};
+
 /// The `"default"` cache: in memory unless `CACHE_URL` or [`caches().insert`](Caches::insert)
 /// says otherwise.
 ///
@@ -69,6 +110,8 @@ fn register_backends() {
 pub mod __private {
     pub use cached_core;
     pub use std;
+    #[cfg(feature = "axum")]
+    pub use cached_core::http::view as http;
 
     // `#[cache_fn]` and `#[cache_evict]`.
     pub use cached_core::argkey::{ArgKey, KeyArg};
@@ -92,4 +135,24 @@ pub mod __private {
         super::register_backends();
         slot.get()
     }
+}
+
+/// Checks, in `#[cache_view]`'s expansion, that the `axum` feature is on.
+#[cfg(feature = "axum")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cache_view_requires_axum {
+    () => {};
+}
+
+/// Checks, in `#[cache_view]`'s expansion, that the `axum` feature is on.
+#[cfg(not(feature = "axum"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cache_view_requires_axum {
+    () => {
+        ::core::compile_error!(
+            "#[cache_view] needs the `axum` feature of cached-kit: add `features = [\"axum\"]` to its entry in Cargo.toml"
+        );
+    };
 }

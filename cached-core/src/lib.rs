@@ -23,6 +23,8 @@ pub mod codec;
 mod config;
 mod error;
 mod flight;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod key;
 #[doc(hidden)]
 pub mod memoize;

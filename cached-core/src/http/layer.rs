@@ -1,0 +1,273 @@
+//! [`CacheLayer`]: the HTTP cache as a tower layer (Django's per-site cache middleware).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
+use axum::response::Response;
+use axum::BoxError;
+use bytes::Bytes;
+use http::{HeaderName, Method, Request};
+use tower::{Layer, Service};
+
+use super::exchange::{Exchange, Options, Source};
+use super::DEFAULT_MAX_BODY;
+use crate::{Cache, CacheError, CacheSlot};
+
+/// Caches the responses of every route it wraps, by the rules of the
+/// [`http`](crate::http) module (Django's per-site cache).
+///
+/// Cheap to clone; configure it with the builder methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{routing::get, Router};
+/// use cached_core::http::CacheLayer;
+///
+/// async fn catalog() -> &'static str {
+///     "lamps, chairs"
+/// }
+///
+/// let app: Router = Router::new().route("/catalog", get(catalog)).layer(
+///     CacheLayer::new()
+///         .ttl(Duration::from_secs(600))
+///         .cache("default")
+///         .vary(["Accept-Language"]),
+/// );
+/// # let _ = app;
+/// ```
+#[derive(Clone)]
+pub struct CacheLayer {
+    opts: Arc<Options>,
+}
+
+impl std::fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("namespace", &self.opts.namespace)
+            .field("ttl", &self.opts.ttl)
+            .field("vary", &self.opts.vary)
+            .field("shared", &self.opts.shared)
+            .field("max_body", &self.opts.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CacheLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CacheLayer {
+    /// A layer over the `"default"` cache, with its default ttl, varying on nothing but
+    /// the URL, credentials and the responses' `Vary`, storing bodies up to
+    /// [`DEFAULT_MAX_BODY`].
+    pub fn new() -> Self {
+        Self {
+            opts: Arc::new(Options {
+                source: Source::Alias(Arc::new(CacheSlot::new("default")), CacheSlot::get),
+                ttl: None,
+                vary: Vec::new(),
+                shared: false,
+                max_body: DEFAULT_MAX_BODY,
+                namespace: "layer".to_owned(),
+            }),
+        }
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut Options)) -> Self {
+        f(Arc::make_mut(&mut self.opts));
+        self
+    }
+
+    /// How long responses are stored (default: the cache's default ttl).
+    ///
+    /// ```
+    /// let layer = cached_core::http::CacheLayer::new().ttl(std::time::Duration::from_secs(60));
+    /// # let _ = layer;
+    /// ```
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.with(|o| o.ttl = Some(ttl))
+    }
+
+    /// Store in the named cache `alias` (see [`caches`](crate::caches)), resolved on each
+    /// request so a later [`Caches::insert`](crate::Caches::insert) takes effect.
+    ///
+    /// ```
+    /// let layer = cached_core::http::CacheLayer::new().cache("pages");
+    /// # let _ = layer;
+    /// ```
+    pub fn cache(self, alias: &'static str) -> Self {
+        self.with(|o| {
+            o.source = Source::Alias(Arc::new(CacheSlot::new(alias)), CacheSlot::get);
+        })
+    }
+
+    /// Store in this cache.
+    ///
+    /// ```
+    /// use cached_core::{http::CacheLayer, Cache, DummyBackend};
+    /// let layer = CacheLayer::new().cache_handle(Cache::builder(DummyBackend::new()).build());
+    /// # let _ = layer;
+    /// ```
+    pub fn cache_handle(self, cache: Cache) -> Self {
+        self.with(|o| o.source = Source::Handle(cache))
+    }
+
+    /// Also key responses by these request headers (added to what the responses' own
+    /// `Vary` lists).
+    ///
+    /// # Panics
+    ///
+    /// When a name is not a valid header name: a programming error, caught when the
+    /// layer is built. (`#[cache_view(vary = [...])]` checks the names at compile time.)
+    ///
+    /// ```
+    /// let layer = cached_core::http::CacheLayer::new().vary(["Accept-Language", "Accept"]);
+    /// # let _ = layer;
+    /// ```
+    pub fn vary<I>(self, names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let names: Vec<HeaderName> = names
+            .into_iter()
+            .map(|n| {
+                let n = n.as_ref();
+                HeaderName::from_bytes(n.as_bytes())
+                    .unwrap_or_else(|_| panic!("CacheLayer::vary: `{n}` is not a header name"))
+            })
+            .collect();
+        self.with(|o| o.vary.extend(names))
+    }
+
+    /// Serve one stored response to every client whatever its `Authorization` and
+    /// `Cookie` (default `false`: credentials are part of the key). Only for responses
+    /// that do not depend on who asks.
+    ///
+    /// ```
+    /// let layer = cached_core::http::CacheLayer::new().shared(true);
+    /// # let _ = layer;
+    /// ```
+    pub fn shared(self, shared: bool) -> Self {
+        self.with(|o| o.shared = shared)
+    }
+
+    /// The largest body stored, in bytes (default [`DEFAULT_MAX_BODY`], 8 MiB). Larger
+    /// bodies are streamed through whole and not stored; at most this much is buffered.
+    ///
+    /// ```
+    /// let layer = cached_core::http::CacheLayer::new().max_body(64 * 1024);
+    /// # let _ = layer;
+    /// ```
+    pub fn max_body(self, bytes: usize) -> Self {
+        self.with(|o| o.max_body = bytes)
+    }
+
+    /// A name that keeps this layer's entries apart from other layers' and views' sharing
+    /// the cache (default `"layer"`).
+    ///
+    /// ```
+    /// let layer = cached_core::http::CacheLayer::new().namespace("api");
+    /// # let _ = layer;
+    /// ```
+    pub fn namespace(self, namespace: impl Into<String>) -> Self {
+        let namespace = namespace.into();
+        self.with(|o| o.namespace = namespace)
+    }
+
+    /// Resolve the named cache with `resolve` (used by the facade so its backends are
+    /// registered first). Not a stable API.
+    #[doc(hidden)]
+    pub fn resolver(self, resolve: fn(&CacheSlot) -> Result<Cache, CacheError>) -> Self {
+        self.with(|o| {
+            if let Source::Alias(slot, _) = &o.source {
+                o.source = Source::Alias(Arc::clone(slot), resolve);
+            }
+        })
+    }
+
+    pub(crate) fn options(&self) -> &Arc<Options> {
+        &self.opts
+    }
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = CacheService<S>;
+
+    fn layer(&self, inner: S) -> CacheService<S> {
+        CacheService {
+            inner,
+            opts: Arc::clone(&self.opts),
+        }
+    }
+}
+
+/// The service [`CacheLayer`] wraps around another.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use cached_core::http::{CacheLayer, CacheService};
+/// use tower::Layer;
+///
+/// let router: Router = Router::new().route("/", get(|| async { "hi" }));
+/// let service: CacheService<Router> = CacheLayer::new().layer(router);
+/// # let _ = service;
+/// ```
+#[derive(Clone)]
+pub struct CacheService<S> {
+    inner: S,
+    opts: Arc<Options>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CacheService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheService")
+            .field("inner", &self.inner)
+            .field("namespace", &self.opts.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The clone is the one that was not driven to readiness (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let opts = Arc::clone(&self.opts);
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let exchange =
+                match Exchange::begin(&opts, &parts.method, &parts.uri, &parts.headers).await {
+                    Ok(hit) => return Ok(hit),
+                    Err(exchange) => exchange,
+                };
+            if exchange.is_head() {
+                // Run the GET the entry is stored for; the body is dropped for HEAD.
+                parts.method = Method::GET;
+            }
+            let response = inner.call(Request::from_parts(parts, body)).await?;
+            Ok(exchange.finish(response.map(Body::new)).await)
+        })
+    }
+}

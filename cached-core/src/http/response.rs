@@ -1,0 +1,90 @@
+//! The stored form of a response: status, headers and body, plus what the cache needs
+//! to answer from it (its `ETag` and when it expires). Serializable, so it is stored
+//! through every backend and codec.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+
+/// A response as the HTTP cache stores it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct CachedResponse {
+    pub(crate) status: u16,
+    /// The handler's headers, in order, names lowercase.
+    pub(crate) headers: Vec<(String, Bytes)>,
+    pub(crate) body: Bytes,
+    /// The `ETag` to validate against: the handler's own, or a strong SHA-256 of the body.
+    pub(crate) etag: Bytes,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    pub(crate) stored_at_ms: u64,
+    /// How long it is fresh, in milliseconds.
+    pub(crate) ttl_ms: u64,
+}
+
+impl CachedResponse {
+    pub(crate) fn new(
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+        etag: HeaderValue,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            status: status.as_u16(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+                .collect(),
+            body,
+            etag: Bytes::copy_from_slice(etag.as_bytes()),
+            stored_at_ms: now_ms(),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The stored status and headers; entries that no longer parse are dropped.
+    pub(crate) fn header_map(&self) -> (StatusCode, HeaderMap) {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        let mut map = HeaderMap::with_capacity(self.headers.len() + 6);
+        for (name, value) in &self.headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                map.append(n, v);
+            }
+        }
+        (status, map)
+    }
+
+    pub(crate) fn etag(&self) -> Option<HeaderValue> {
+        HeaderValue::from_bytes(&self.etag).ok()
+    }
+
+    /// Milliseconds since it was stored, at `now_ms`.
+    pub(crate) fn age_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.stored_at_ms)
+    }
+
+    /// Milliseconds it stays fresh, at `now_ms`.
+    pub(crate) fn remaining_ms(&self, now_ms: u64) -> u64 {
+        self.ttl_ms.saturating_sub(self.age_ms(now_ms))
+    }
+
+    /// When it expires, if that is representable.
+    pub(crate) fn expires_at(&self) -> Option<SystemTime> {
+        UNIX_EPOCH.checked_add(Duration::from_millis(
+            self.stored_at_ms.checked_add(self.ttl_ms)?,
+        ))
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,94 @@
+//! The runtime of `#[cache_view]`. Used by generated code only: not a stable API.
+//!
+//! The attribute keeps the handler an ordinary axum handler: it adds one first argument,
+//! the [`RequestHead`] extractor (it reads the request's method, URI and headers, and
+//! turns a `HEAD` into the `GET` whose entry answers it), and wraps the body:
+//!
+//! ```text
+//! async fn list(__head: RequestHead, State(db): State<Db>, Query(q): Query<Page>) -> Response {
+//!     static VIEW: ViewSlot = ViewSlot::new(|| CacheLayer::new()...);
+//!     let exchange = match VIEW.begin(__head).await { Ok(hit) => return hit, Err(e) => e };
+//!     let response = async move { /* the handler's body */ }.await;
+//!     exchange.finish(response).await
+//! }
+//! ```
+//!
+//! Because the cache is consulted inside the handler, every extractor, including a body
+//! extractor such as `Json` (last, as axum requires), works as written, and extractors
+//! (authentication, validation) still run and may still reject a request on a hit. Only
+//! the handler's body is skipped.
+
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::FromRequestParts;
+use axum::response::IntoResponse;
+use http::request::Parts;
+use http::{HeaderMap, Method, Uri};
+
+pub use super::CacheLayer;
+pub use axum::response::Response;
+
+use super::exchange::{Exchange, Options};
+
+/// What `#[cache_view]` needs from the request, taken before the other extractors run.
+#[derive(Debug)]
+pub struct RequestHead {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestHead {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        let head = RequestHead {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+        };
+        if parts.method == Method::HEAD {
+            // The handler computes the GET whose entry answers this HEAD; axum and the
+            // exchange drop the body.
+            parts.method = Method::GET;
+        }
+        Ok(head)
+    }
+}
+
+/// The options of one `#[cache_view]` handler, built on first use.
+pub struct ViewSlot {
+    init: fn() -> CacheLayer,
+    options: OnceLock<Arc<Options>>,
+}
+
+impl ViewSlot {
+    /// A slot whose options `init` builds.
+    pub const fn new(init: fn() -> CacheLayer) -> Self {
+        Self {
+            init,
+            options: OnceLock::new(),
+        }
+    }
+
+    /// Looks the request up: `Ok` is the cached answer, `Err` the exchange to finish.
+    pub async fn begin(&self, head: RequestHead) -> Result<Response, ViewExchange> {
+        let options = self
+            .options
+            .get_or_init(|| Arc::clone((self.init)().options()));
+        Exchange::begin(options, &head.method, &head.uri, &head.headers)
+            .await
+            .map_err(ViewExchange)
+    }
+}
+
+/// A `#[cache_view]` request that was not answered from the cache.
+pub struct ViewExchange(Exchange);
+
+impl ViewExchange {
+    /// Stores the handler's response if allowed, and returns it with the cache's headers.
+    pub async fn finish(self, response: impl IntoResponse) -> Response {
+        self.0.finish(response.into_response()).await
+    }
+}
