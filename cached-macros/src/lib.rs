@@ -11,6 +11,7 @@ use proc_macro::TokenStream;
 
 mod cache_evict;
 mod cache_fn;
+mod cache_view;
 mod common;
 mod template;
 
@@ -42,4 +43,16 @@ pub fn cache_fn(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
     cache_evict::cache_evict(args.into(), item.into()).into()
+}
+
+/// Caches an axum handler's responses (Django's `cache_page`). Needs the `axum` feature
+/// of `cached-kit`.
+///
+/// ```ignore
+/// #[cache_view(ttl = 600)]
+/// async fn list_products(State(db): State<Db>, Query(q): Query<Page>) -> Json<Vec<Product>> { /* ... */ }
+/// ```
+#[proc_macro_attribute]
+pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
+    cache_view::cache_view(args.into(), item.into()).into()
 }
