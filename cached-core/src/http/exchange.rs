@@ -174,7 +174,8 @@ impl Exchange {
             true => headers::stored(),
             false => headers::not_stored(NotStored::CacheError),
         };
-        decorate(&mut parts.headers, &entry, status, None, now_ms());
+        // Fresh: it states the whole ttl, however long the store took.
+        decorate(&mut parts.headers, &entry, status, None, entry.stored_at_ms);
         respond(
             parts.status,
             parts.headers,
