@@ -31,7 +31,7 @@ pub use cached_macros::{cache_evict, cache_fn};
 /// cache's default ttl), `cache` (a named cache, default `"default"`), `vary` (request
 /// headers to key on besides those the response's `Vary` names), `shared` (default
 /// `false`: `Authorization` and `Cookie` are part of the key), `max_body` (bytes, default
-/// 8 MiB). The rules and headers are those of [`http`](crate::http).
+/// 8 MiB). The rules and headers are those of the `http` module and `CacheLayer`.
 ///
 /// The handler stays an ordinary axum handler with all its extractors (`State`, `Path`,
 /// `Query`, `Json` bodies, your own): the attribute adds one first argument, an extractor

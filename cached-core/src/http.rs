@@ -1,9 +1,9 @@
 //! Per-view HTTP caching for axum (feature `axum`): Django's `cache_page` and per-site
 //! cache middleware, as the [`CacheLayer`] tower layer and the `#[cache_view]` attribute.
 //!
-//! Both share one request key ([`key`](self::key)), one audited predicate deciding what
+//! Both share one request key ([`key`]), one audited predicate deciding what
 //! may be stored ([`cacheable::may_store`]) and one set of response headers
-//! ([`headers`](self::headers)).
+//! ([`headers`]).
 //!
 //! ```
 //! use std::time::Duration;
