@@ -61,6 +61,46 @@ pub use cached_macros::{cache_evict, cache_fn};
 /// ```
 pub use cached_macros::cache_view;
 
+/// Throttles an axum handler: DRF's throttle classes as an attribute (feature `axum`).
+///
+/// `rate` is a string literal in DRF's notation (`"10/minute"`, `"100/h"`, `"10/5m"`),
+/// checked at compile time. `scope` is `"user"` (the default: per
+/// [`ThrottleIdentity`](throttle::ThrottleIdentity), anonymous clients per IP), `"anon"`
+/// (anonymous clients only) or a name (a budget shared by every handler with that
+/// scope and rate). Several `#[throttle]`s on one handler are all evaluated; the
+/// longest wait wins.
+///
+/// The handler stays an axum handler with any extractors: the expansion adds a first
+/// argument, an extractor that runs the check before any other extractor (a refused
+/// request's body is never read) and answers a refused request with `429`,
+/// `Retry-After` and `RateLimit-*` headers. So the function takes one more argument
+/// than written: call it through a router, not directly. It uses the process-wide
+/// [store](throttle::set_default_store) (in memory unless set, e.g. to Redis),
+/// [trusted proxies](throttle::set_trusted_proxies) and
+/// [failure mode](throttle::set_fail_closed). It goes on free functions.
+///
+/// ```
+/// use axum::{extract::Path, routing::get, Router};
+/// use cached_kit::throttle;
+///
+/// #[throttle(rate = "10/minute")]
+/// #[throttle(rate = "1000/day")]
+/// async fn search(Path(q): Path<String>) -> String {
+///     format!("results for {q}")
+/// }
+///
+/// #[throttle(rate = "5/minute", scope = "uploads")]
+/// async fn upload(body: String) -> String {
+///     format!("{} bytes", body.len())
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/search/{q}", get(search))
+///     .route("/upload", axum::routing::post(upload));
+/// # let _ = app;
+/// ```
+pub use cached_macros::throttle;
+
 #[cfg(feature = "axum")]
 pub use cached_core::http;
 #[cfg(feature = "axum")]
@@ -153,6 +193,25 @@ macro_rules! __cache_view_requires_axum {
     () => {
         ::core::compile_error!(
             "#[cache_view] needs the `axum` feature of cached-kit: add `features = [\"axum\"]` to its entry in Cargo.toml"
+        );
+    };
+}
+
+#[cfg(feature = "axum")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __throttle_requires_axum {
+    () => {};
+}
+
+/// Checks, in `#[throttle]`'s expansion, that the `axum` feature is on.
+#[cfg(not(feature = "axum"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __throttle_requires_axum {
+    () => {
+        ::core::compile_error!(
+            "#[throttle] needs the `axum` feature of cached-kit: add `features = [\"axum\"]` to its entry in Cargo.toml"
         );
     };
 }

@@ -308,6 +308,123 @@ async fn a_request_one_throttle_refuses_counts_in_no_other() {
     );
 }
 
+/// `#[throttle]` handlers: extractors of every kind still work, the check runs first.
+mod attribute {
+    use super::*;
+    use axum::extract::{Path, State};
+    use axum::routing::post;
+    use cached_kit::throttle;
+
+    #[derive(Clone)]
+    struct Greeting(&'static str);
+
+    #[throttle(rate = "5/minute", scope = "attr-burst")]
+    async fn greet(State(g): State<Greeting>, Path(name): Path<String>, body: String) -> String {
+        format!("{} {name}{body}", g.0)
+    }
+
+    #[throttle(rate = "1/10s", scope = "attr-short")]
+    #[cached_kit::throttle(rate = "1/minute", scope = "attr-long")]
+    async fn stacked() -> &'static str {
+        "ok"
+    }
+
+    #[throttle(rate = "1/minute")]
+    pub(crate) async fn per_user() -> Result<&'static str, StatusCode> {
+        Ok("ok")
+    }
+
+    fn routes() -> Router {
+        Router::new()
+            .route("/greet/{name}", post(greet))
+            .route("/stacked", get(stacked))
+            .route("/user", get(per_user))
+            .with_state(Greeting("hello"))
+            .layer(middleware::from_fn(bearer_identity))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_throttled_handler_keeps_its_extractors_and_admits_exactly_5() {
+        let url = serve(routes()).await;
+        let client = client();
+        let res = client
+            .post(format!("{url}/greet/ada"))
+            .body("!")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.text().await.expect("body"), "hello ada!");
+        let (ok, throttled) = {
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..200 {
+                let (client, url) = (client.clone(), format!("{url}/greet/ada"));
+                tasks.spawn(
+                    async move { client.post(&url).body("!").send().await.expect("request") },
+                );
+            }
+            let (mut ok, mut throttled) = (0, 0);
+            while let Some(res) = tasks.join_next().await {
+                let res = res.expect("task");
+                match res.status() {
+                    StatusCode::OK => ok += 1,
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        let wait = header_u64(&res, "retry-after");
+                        assert!((1..=60).contains(&wait), "Retry-After {wait}");
+                        assert_eq!(header_u64(&res, "ratelimit-limit"), 5);
+                        throttled += 1;
+                    }
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+            (ok, throttled)
+        };
+        assert_eq!(
+            (ok, throttled),
+            (4, 196),
+            "5 in total with the first request"
+        );
+    }
+
+    #[tokio::test]
+    async fn stacked_attributes_are_all_evaluated_and_the_longest_wait_wins() {
+        let url = format!("{}/stacked", serve(routes()).await);
+        let client = client();
+        assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        let res = client.get(&url).send().await.expect("request");
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after = header_u64(&res, "retry-after");
+        assert!(
+            (59..=60).contains(&retry_after),
+            "Retry-After {retry_after}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_user_scope_keys_by_the_identity_extension() {
+        let url = format!("{}/user", serve(routes()).await);
+        let client = client();
+        let as_user = |user: &'static str| {
+            client
+                .get(&url)
+                .header("authorization", format!("Bearer {user}"))
+                .send()
+        };
+        assert_eq!(
+            as_user("carol").await.expect("request").status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            as_user("carol").await.expect("request").status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            as_user("dave").await.expect("request").status(),
+            StatusCode::OK
+        );
+    }
+}
+
 /// The same throttles in Redis, against a real `redis-server` the test starts.
 mod redis {
     use super::*;

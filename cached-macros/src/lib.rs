@@ -14,6 +14,7 @@ mod cache_fn;
 mod cache_view;
 mod common;
 mod template;
+mod throttle;
 
 /// Memoizes a function in a named cache (Django's per-object caching).
 ///
@@ -55,4 +56,20 @@ pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
     cache_view::cache_view(args.into(), item.into()).into()
+}
+
+/// Throttles an axum handler (DRF's throttle classes). Needs the `axum` feature of
+/// `cached-kit`.
+///
+/// ```ignore
+/// #[throttle(rate = "10/minute", scope = "user")]
+/// #[throttle(rate = "1000/day", scope = "user")]
+/// async fn search(Query(q): Query<Search>) -> Json<Vec<Hit>> { /* ... */ }
+/// ```
+///
+/// The rate is checked at compile time. The expansion adds a first argument (an
+/// extractor that checks before any other runs); see the `cached-kit` crate docs.
+#[proc_macro_attribute]
+pub fn throttle(args: TokenStream, item: TokenStream) -> TokenStream {
+    throttle::throttle(args.into(), item.into()).into()
 }

@@ -1,0 +1,30 @@
+//! `#[throttle]`: DRF's rate limits on an axum handler.
+//!
+//! The handler stays an ordinary axum handler with all its extractors: the expansion
+//! adds a first argument, the `Throttled<Marker>` extractor, which checks the handler's
+//! throttles before any other extractor runs (so a refused request's body is never
+//! read) and rejects a refused request with `429 Too Many Requests`. `Marker` is a unit
+//! struct generated beside the handler that carries its throttles as a constant. The
+//! return type is unchanged. Several `#[throttle]` attributes on one handler become one
+//! extractor, so every throttle is evaluated and the longest wait wins.
+//!
+//! Rates are string literals, parsed here: a bad rate is a compile error on the literal.
+
+mod args;
+mod expand;
+
+use proc_macro2::TokenStream;
+
+use crate::common::item_with_error;
+
+/// Expands `#[throttle(args)] item`; on any error, the item as written plus the error.
+pub fn throttle(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = match syn::parse2::<syn::ItemFn>(item.clone()) {
+        Ok(f) => f,
+        Err(e) => return item_with_error(item, e),
+    };
+    match expand::expand(args, func) {
+        Ok(tokens) => tokens,
+        Err(e) => item_with_error(item, e),
+    }
+}
