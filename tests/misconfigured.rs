@@ -18,6 +18,9 @@ async fn a_bad_cache_url_is_reported_and_survived() {
     assert_eq!(value, 42);
     assert!(cache.stats().errors >= 2, "{:?}", cache.stats());
 
-    let err = cached_kit::caches().configure_from_env().unwrap_err().to_string();
+    let err = cached_kit::caches()
+        .configure_from_env()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown scheme `memcached://`"), "{err}");
 }
