@@ -1,14 +1,267 @@
-//! Placeholder until the flagship example lands: the low-level API on the embedded default.
+//! The flagship example: an axum product API over a real SQLite database, showing every
+//! caching strategy of cached-kit.
+//!
+//! ```sh
+//! cargo run --example products                       # in memory, on 127.0.0.1:3000
+//! PORT=8080 cargo run --example products
+//! CACHE_URL=redis://127.0.0.1:6379/0 cargo run --example products --features redis
+//! ```
+//!
+//! | route | shows |
+//! |---|---|
+//! | `GET /products?category=C&page=N` | per-view caching (`#[cache_view]`) |
+//! | `GET /products/{id}` | per-object caching (`#[cache_fn]`), 404 when absent |
+//! | `PUT /products/{id}` | invalidation (`#[cache_evict]` + clearing the list pages) |
+//! | `GET /stats/categories` | low-level caching (`get_or_set_with`) of an aggregate |
+//! | `GET /uncached/stats/categories` | the same aggregate, never cached |
+//! | `GET /limited` | throttling: 10/minute per user (`Authorization: Bearer <name>`) or IP |
+//! | `GET /cache/stats` | each cache's counters |
 
-use std::time::Duration;
+mod db;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cached_kit::{cache_evict, cache_fn, cache_view, caches, throttle, Cache, CacheStats};
+use serde::Deserialize;
+
+use db::{CategoryStat, Db, DbError, NewProduct, Product};
+
+/// How many products a fresh database is seeded with.
+const SEED_PRODUCTS: i64 = 100_000;
+
+/// The alias of the cache holding the list pages, so a write can clear just them.
+const PAGES: &str = "pages";
+
+#[derive(Clone)]
+struct App {
+    db: Db,
+}
+
+/// Per-object caching: one entry per product, under the readable key `product:{id}`.
+/// `None` (no such product) is cached too, so repeated lookups of a missing id do not
+/// reach the database.
+#[cache_fn(ttl = 300, key = "product:{id}")]
+async fn product(db: &Db, id: i64) -> Result<Option<Product>, DbError> {
+    db.product(id).await
+}
+
+/// Invalidation: after a successful update, the entry `product:{id}` is deleted.
+#[cache_evict(key = "product:{id}")]
+async fn update_product(db: &Db, id: i64, p: NewProduct) -> Result<Option<Product>, DbError> {
+    db.update(id, p).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    category: Option<String>,
+    page: Option<i64>,
+}
+
+/// Per-view caching: the whole response (status, headers, body) is replayed for 600 s
+/// per method, host, path and full query.
+#[cache_view(ttl = 600, cache = "pages")]
+async fn list_products(
+    State(app): State<App>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Product>>, AppError> {
+    Ok(Json(app.db.list(q.category, q.page.unwrap_or(1)).await?))
+}
+
+async fn get_product(State(app): State<App>, Path(id): Path<i64>) -> Result<Response, AppError> {
+    Ok(match product(&app.db, id).await? {
+        Some(p) => Json(p).into_response(),
+        None => not_found(id),
+    })
+}
+
+async fn put_product(
+    State(app): State<App>,
+    Path(id): Path<i64>,
+    Json(body): Json<NewProduct>,
+) -> Result<Response, AppError> {
+    let Some(updated) = update_product(&app.db, id, body).await? else {
+        return Ok(not_found(id));
+    };
+    // The list pages that show this product, and the aggregate over prices, are stale
+    // too: clear the pages cache (only its own prefix) and the aggregate's entry.
+    clear_dependents().await;
+    Ok(Json(updated).into_response())
+}
+
+async fn clear_dependents() {
+    if let Ok(pages) = caches().get(PAGES) {
+        if let Err(e) = pages.clear().await {
+            tracing::warn!(error = %e, "could not clear the list pages");
+        }
+    }
+    if let Err(e) = cached_kit::cache().delete("stats:categories").await {
+        tracing::warn!(error = %e, "could not delete the category stats");
+    }
+}
+
+/// Low-level caching: the expensive aggregate, computed once per minute (and once for
+/// all concurrent callers of a cold entry).
+async fn category_stats(State(app): State<App>) -> Result<Json<Vec<CategoryStat>>, AppError> {
+    let db = app.db.clone();
+    let stats = cached_kit::cache()
+        .try_get_or_set_with("stats:categories", Duration::from_secs(60), || async move {
+            db.category_stats().await
+        })
+        .await?;
+    Ok(Json(stats))
+}
+
+async fn uncached_category_stats(
+    State(app): State<App>,
+) -> Result<Json<Vec<CategoryStat>>, AppError> {
+    Ok(Json(app.db.category_stats().await?))
+}
+
+/// Throttling: 10 requests a minute per user, or per client IP for anonymous requests.
+#[throttle(rate = "10/minute", scope = "user")]
+async fn limited() -> &'static str {
+    "you are within your rate\n"
+}
+
+async fn cache_stats() -> Json<BTreeMap<String, CacheStats>> {
+    Json(
+        caches()
+            .all()
+            .into_iter()
+            .map(|c| (c.alias().to_owned(), c.stats()))
+            .collect(),
+    )
+}
+
+/// A stand-in for the application's auth layer: `Authorization: Bearer <name>` makes
+/// the request authenticated as `<name>`, which is what `scope = "user"` throttles by.
+async fn authenticate(mut req: Request, next: Next) -> Response {
+    let user = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    if let Some(user) = user {
+        req.extensions_mut()
+            .insert(cached_kit::throttle::ThrottleIdentity::new(user));
+    }
+    next.run(req).await
+}
+
+fn router(app: App) -> Router {
+    Router::new()
+        .route("/products", get(list_products))
+        .route("/products/{id}", get(get_product).put(put_product))
+        .route("/stats/categories", get(category_stats))
+        .route("/uncached/stats/categories", get(uncached_category_stats))
+        .route("/limited", get(limited))
+        .route("/cache/stats", get(cache_stats))
+        .layer(middleware::from_fn(authenticate))
+        .with_state(app)
+}
+
+fn not_found(id: i64) -> Response {
+    let body = serde_json::json!({ "error": format!("no product with id {id}") });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+/// A database failure, as a 500 with a JSON body.
+struct AppError(DbError);
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        AppError(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "request failed");
+        let body = serde_json::json!({ "error": self.0.to_string() });
+        (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+    }
+}
+
+/// The `pages` cache: `CACHE_URL_PAGES` if set, otherwise the default cache's backend
+/// under its own key prefix, so that clearing it leaves every other entry alone.
+fn configure_pages_cache() -> Result<(), cached_kit::CacheError> {
+    if std::env::var_os("CACHE_URL_PAGES").is_some() {
+        return caches().get(PAGES).map(|_| ());
+    }
+    let default = caches().get("default")?;
+    let pages = Cache::builder_arc(default.backend().clone())
+        .alias(PAGES)
+        .key_prefix(format!("{}pages", default.key_prefix()))
+        .version(default.version())
+        .codec(default.codec())
+        .build();
+    caches().insert(pages);
+    Ok(())
+}
 
 #[tokio::main]
-async fn main() -> Result<(), cached_kit::CacheError> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,cached_core=warn".into()),
+        )
+        .init();
+
+    // A bad CACHE_URL is a start-up error here, not a silent fallback.
+    caches().configure_from_env()?;
+    configure_pages_cache()?;
+
+    let path = std::env::var("DATABASE_PATH").unwrap_or_else(|_| "products.db".into());
+    let started = Instant::now();
+    let db = Db::open(&path, SEED_PRODUCTS).await?;
+    println!(
+        "database {path} ready in {:.1?} ({SEED_PRODUCTS} products seeded on first start)",
+        started.elapsed()
+    );
+
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p
+            .parse()
+            .map_err(|_| format!("PORT={p} is not a port number"))?,
+        Err(_) => 3000,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
     let cache = cached_kit::cache();
-    cache
-        .set("product:42", &"lamp".to_string(), Duration::from_secs(300))
-        .await?;
-    let name: Option<String> = cache.get("product:42").await?;
-    println!("product:42 = {name:?}; stats: {:?}", cache.stats());
+    println!(
+        "cache: {} ({} backend)",
+        cache.alias(),
+        cache.backend().name()
+    );
+    println!("listening on http://{addr}");
+    println!("try:");
+    println!(
+        "  curl -i 'http://{addr}/products?category=lamps&page=2'   # twice: Cache-Status hit"
+    );
+    println!("  curl -i http://{addr}/products/42");
+    println!("  curl -i -X PUT -H 'content-type: application/json' -d '{{\"name\":\"brass lamp\",\"price\":12.5}}' http://{addr}/products/42");
+    println!("  curl http://{addr}/stats/categories      # vs /uncached/stats/categories");
+    println!("  curl -i -H 'Authorization: Bearer alice' http://{addr}/limited   # 11th in a minute: 429");
+    println!("  curl http://{addr}/cache/stats");
+
+    axum::serve(
+        listener,
+        router(App { db }).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -1,0 +1,268 @@
+//! The flagship example as a user runs it: a real process on a free port, over a real
+//! SQLite file, checked route by route with a real HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+struct Example {
+    child: Child,
+    base: String,
+    db: PathBuf,
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
+        }
+    }
+}
+
+/// `target/<profile>/examples/products`, which `cargo test` builds beside this test.
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("products{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo test` builds it; run `cargo build --example products` first",
+        bin.display()
+    );
+    bin
+}
+
+fn start() -> Example {
+    let db = std::env::temp_dir().join(format!("cached-kit-products-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let mut child = Command::new(example_binary())
+        .env("PORT", "0")
+        .env("DATABASE_PATH", &db)
+        .env_remove("CACHE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the example starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    // Seeding 100,000 rows takes a second or two in a debug build; allow for a slow machine.
+    let base = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the example prints `listening on http://...`");
+    Example { child, base, db }
+}
+
+fn cache_status(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn stats(client: &reqwest::Client, base: &str) -> Value {
+    client
+        .get(format!("{base}/cache/stats"))
+        .send()
+        .await
+        .expect("GET /cache/stats")
+        .json()
+        .await
+        .expect("JSON counters")
+}
+
+#[tokio::test]
+async fn every_route_of_the_flagship_example() {
+    let example = start();
+    let base = example.base.as_str();
+    let client = reqwest::Client::new();
+
+    // Per-view caching: the second read of a list page is a hit.
+    let page = format!("{base}/products?category=tables&page=1");
+    let first = client.get(&page).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(
+        cache_status(&first).contains("stored"),
+        "{}",
+        cache_status(&first)
+    );
+    let first_body: Value = first.json().await.unwrap();
+    assert_eq!(first_body.as_array().map(Vec::len), Some(20));
+    let second = client.get(&page).send().await.unwrap();
+    assert!(
+        cache_status(&second).contains("hit"),
+        "{}",
+        cache_status(&second)
+    );
+    assert_eq!(second.json::<Value>().await.unwrap(), first_body);
+
+    // Per-object caching, and 404 for a missing product (cached as None).
+    let p42: Value = client
+        .get(format!("{base}/products/42"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p42["id"], 42);
+    assert_eq!(p42["category"], "tables");
+    for _ in 0..2 {
+        let missing = client
+            .get(format!("{base}/products/0"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+    }
+    let before = stats(&client, base).await;
+    let again: Value = client
+        .get(format!("{base}/products/42"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, p42);
+    let after = stats(&client, base).await;
+    assert_eq!(
+        after["default"]["hits"].as_u64().unwrap(),
+        before["default"]["hits"].as_u64().unwrap() + 1,
+        "the second read of product 42 is a hit: {after}"
+    );
+
+    // Invalidation: the write shows on the next read of the object and of its list page.
+    let put = client
+        .put(format!("{base}/products/42"))
+        .json(&serde_json::json!({"name": "brass table", "price": 12.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let p42: Value = client
+        .get(format!("{base}/products/42"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p42["name"], "brass table");
+    assert_eq!(p42["price"], 12.5);
+    let listed = client.get(&page).send().await.unwrap();
+    assert!(
+        !cache_status(&listed).contains("hit"),
+        "{}",
+        cache_status(&listed)
+    );
+    let listed: Value = listed.json().await.unwrap();
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == 42)
+        .expect("product 42 is on page 1 of tables");
+    assert_eq!(row["name"], "brass table");
+    let put_missing = client
+        .put(format!("{base}/products/0"))
+        .json(&serde_json::json!({"name": "x", "price": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put_missing.status(), 404);
+
+    // Low-level caching of the aggregate: same answer as the uncached route, and a hit
+    // the second time.
+    let uncached: Value = client
+        .get(format!("{base}/uncached/stats/categories"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(uncached.as_array().map(Vec::len), Some(10));
+    let cached: Value = client
+        .get(format!("{base}/stats/categories"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cached, uncached);
+    let before = stats(&client, base).await;
+    let cached_again: Value = client
+        .get(format!("{base}/stats/categories"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cached_again, uncached);
+    let after = stats(&client, base).await;
+    assert_eq!(
+        after["default"]["hits"].as_u64().unwrap(),
+        before["default"]["hits"].as_u64().unwrap() + 1,
+        "{after}"
+    );
+
+    // Throttling: 10 a minute per user; the 11th is refused, another user is not.
+    for i in 0..10 {
+        let r = client
+            .get(format!("{base}/limited"))
+            .bearer_auth("alice")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {}", i + 1);
+    }
+    let refused = client
+        .get(format!("{base}/limited"))
+        .bearer_auth("alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+    let bob = client
+        .get(format!("{base}/limited"))
+        .bearer_auth("bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bob.status(), 200, "users are throttled separately");
+
+    // The counters saw all of it.
+    let s = stats(&client, base).await;
+    assert!(s["pages"]["hits"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["default"]["sets"].as_u64().unwrap() >= 3, "{s}");
+    assert!(s["default"]["deletes"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["default"]["errors"], 0, "{s}");
+}
