@@ -176,6 +176,12 @@ async fn rules_handler(
             let v = p.v.unwrap_or_default();
             h.insert("vary", HeaderValue::from_str(&v).expect("vary value"));
         }
+        "/upstream" => {
+            h.insert(
+                "cache-status",
+                HeaderValue::from_static("origin; fwd=uri-miss"),
+            );
+        }
         "/etag" => {
             h.insert("etag", HeaderValue::from_static("\"v1\""));
         }
@@ -644,6 +650,20 @@ mod rules {
         assert_eq!(runs.get(), 2);
     }
 
+    pub async fn cache_status_follows_an_upstream_one(cache: Cache) {
+        let (base, _) = rules_app(layer(&cache)).await;
+        let url = format!("{base}/upstream");
+        let first = fetch(&url).await;
+        assert_eq!(
+            first.cache_status(),
+            "origin; fwd=uri-miss, cached-kit; fwd=miss; stored"
+        );
+        let hit = fetch(&url).await;
+        assert!(hit
+            .cache_status()
+            .starts_with("origin; fwd=uri-miss, cached-kit; hit; ttl="));
+    }
+
     pub async fn no_response_for_one_credential_set_is_served_for_another(cache: Cache) {
         let (base, runs) = rules_app(layer(&cache)).await;
         property(&base, 0x5eed_cafe_f00d_0001, 400).await;
@@ -778,6 +798,7 @@ macro_rules! all_rules {
                 age_grows_and_entries_expire,
                 a_request_no_store_is_not_stored_but_may_be_served,
                 no_response_for_one_credential_set_is_served_for_another,
+                cache_status_follows_an_upstream_one,
             ]
         );
     };

@@ -15,7 +15,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body::{Frame, SizeHint};
 
 use super::cacheable::{may_look_up, may_store, NotStored};
-use super::headers::{self, ascii, http_date, if_none_match, strong_etag, CACHE_STATUS};
+use super::headers::{
+    self, add_cache_status, ascii, http_date, if_none_match, strong_etag, CACHE_STATUS,
+};
 use super::key::{base_key, entry_key, manifest_key, vary_names};
 use super::response::{now_ms, CachedResponse};
 use crate::{Cache, CacheError, CacheSlot};
@@ -240,7 +242,7 @@ fn decorate(
     if let Some(age) = age {
         headers.insert(http::header::AGE, HeaderValue::from(age));
     }
-    headers.insert(CACHE_STATUS, status);
+    add_cache_status(headers, status);
 }
 
 /// The response for a stored entry: `304` when `If-None-Match` matches, no body for
@@ -293,9 +295,7 @@ fn respond(
 
 /// A response that is not stored: unchanged but for `Cache-Status` (and no body for `HEAD`).
 fn pass(mut response: Response, reason: NotStored, head: bool) -> Response {
-    response
-        .headers_mut()
-        .insert(CACHE_STATUS, headers::not_stored(reason));
+    add_cache_status(response.headers_mut(), headers::not_stored(reason));
     if head {
         *response.body_mut() = Body::empty();
     }

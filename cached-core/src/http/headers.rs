@@ -48,6 +48,33 @@ pub fn not_stored(reason: NotStored) -> HeaderValue {
     ascii(format!("cached-kit; fwd={fwd}; detail={}", reason.detail()))
 }
 
+/// Adds this cache's `Cache-Status` entry after any a cache nearer the origin set
+/// (RFC 9211 §2: the list runs from the origin towards the client).
+///
+/// ```
+/// use cached_core::http::headers::{add_cache_status, stored};
+/// use http::{HeaderMap, HeaderValue};
+/// let mut h = HeaderMap::new();
+/// h.insert("cache-status", HeaderValue::from_static("origin-cache; hit"));
+/// add_cache_status(&mut h, stored());
+/// assert_eq!(h["cache-status"], "origin-cache; hit, cached-kit; fwd=miss; stored");
+/// ```
+pub fn add_cache_status(headers: &mut HeaderMap, ours: HeaderValue) {
+    let earlier: Vec<&str> = headers
+        .get_all(CACHE_STATUS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = match earlier.is_empty() {
+        true => ours,
+        false => match ours.to_str() {
+            Ok(ours) => ascii(format!("{}, {ours}", earlier.join(", "))),
+            Err(_) => ours,
+        },
+    };
+    headers.insert(CACHE_STATUS, value);
+}
+
 /// A header value from text this module built from visible ASCII only.
 pub(crate) fn ascii(text: String) -> HeaderValue {
     HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("cached-kit"))

@@ -35,6 +35,7 @@ impl CachedResponse {
             status: status.as_u16(),
             headers: headers
                 .iter()
+                .filter(|(n, _)| !is_hop_by_hop(n, headers))
                 .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
                 .collect(),
             body,
@@ -81,10 +82,59 @@ impl CachedResponse {
     }
 }
 
+/// Whether `name` is a hop-by-hop header, which a cache must not store (RFC 9111
+/// §3.1): the fixed ones and any that `Connection` lists.
+fn is_hop_by_hop(name: &HeaderName, headers: &HeaderMap) -> bool {
+    const FIXED: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    FIXED.contains(&name.as_str())
+        || headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|listed| listed.trim().eq_ignore_ascii_case(name.as_str()))
+}
+
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_not_stored() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, X-Hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("content-type", HeaderValue::from_static("text/plain"));
+        h.append("x-kept", HeaderValue::from_static("a"));
+        h.append("x-kept", HeaderValue::from_static("b"));
+        let entry = CachedResponse::new(
+            StatusCode::OK,
+            &h,
+            Bytes::from_static(b"x"),
+            HeaderValue::from_static("\"e\""),
+            Duration::from_secs(1),
+        );
+        let (_, stored) = entry.header_map();
+        let names: Vec<&str> = stored.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type", "x-kept"]);
+        assert_eq!(stored.get_all("x-kept").iter().count(), 2);
+    }
 }
