@@ -115,6 +115,21 @@ async fn every_route_of_the_flagship_example() {
     );
     assert_eq!(second.json::<Value>().await.unwrap(), first_body);
 
+    // The benchmark's reference serves the same bytes as the cached view, uncached.
+    let lamps = client
+        .get(format!("{base}/products?category=lamps&page=1"))
+        .send()
+        .await
+        .unwrap();
+    let lamps = lamps.bytes().await.unwrap();
+    let reference = client
+        .get(format!("{base}/bench/reference-page"))
+        .send()
+        .await
+        .unwrap();
+    assert!(reference.headers().get("cache-status").is_none());
+    assert_eq!(reference.bytes().await.unwrap(), lamps);
+
     // Per-object caching, and 404 for a missing product (cached as None).
     let p42: Value = client
         .get(format!("{base}/products/42"))

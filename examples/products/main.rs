@@ -16,6 +16,7 @@
 //! | `GET /uncached/stats/categories` | the same aggregate, never cached |
 //! | `GET /limited` | throttling: 10/minute per user (`Authorization: Bearer <name>`) or IP |
 //! | `GET /cache/stats` | each cache's counters |
+//! | `GET /bench/reference-page` | page 1 of lamps from memory, uncached: the benchmark's reference |
 
 mod db;
 
@@ -43,6 +44,9 @@ const PAGES: &str = "pages";
 #[derive(Clone)]
 struct App {
     db: Db,
+    /// The body of `GET /products?category=lamps&page=1`, computed at start-up: the
+    /// "same bytes from memory" reference of the HTTP benchmark (P3).
+    reference_page: axum::body::Bytes,
 }
 
 /// Per-object caching: one entry per product, under the readable key `product:{id}`.
@@ -131,6 +135,15 @@ async fn limited() -> &'static str {
     "you are within your rate\n"
 }
 
+/// The P3 reference: the bytes of a list page, served from memory with no cache at all.
+async fn reference_page(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        app.reference_page.clone(),
+    )
+        .into_response()
+}
+
 async fn cache_stats() -> Json<BTreeMap<String, CacheStats>> {
     Json(
         caches()
@@ -166,6 +179,7 @@ fn router(app: App) -> Router {
         .route("/uncached/stats/categories", get(uncached_category_stats))
         .route("/limited", get(limited))
         .route("/cache/stats", get(cache_stats))
+        .route("/bench/reference-page", get(reference_page))
         .layer(middleware::from_fn(authenticate))
         .with_state(app)
 }
@@ -255,9 +269,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl -i -H 'Authorization: Bearer alice' http://{addr}/limited   # 11th in a minute: 429");
     println!("  curl http://{addr}/cache/stats");
 
+    let reference_page = serde_json::to_vec(&db.list(Some("lamps".into()), 1).await?)?.into();
     axum::serve(
         listener,
-        router(App { db }).into_make_service_with_connect_info::<SocketAddr>(),
+        router(App { db, reference_page }).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
