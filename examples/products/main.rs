@@ -223,6 +223,22 @@ fn configure_pages_cache() -> Result<(), cached_kit::CacheError> {
     Ok(())
 }
 
+/// With the `redis` feature and a `redis://` CACHE_URL, throttle through that Redis
+/// server too, so every instance of the app shares one count per client.
+fn configure_throttle_store() -> Result<(), cached_kit::CacheError> {
+    #[cfg(feature = "redis")]
+    if let Ok(url) = std::env::var("CACHE_URL") {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            let server = url.split('?').next().unwrap_or(&url);
+            let store = cached_kit::redis::throttle::RedisThrottleStore::from_url(server)?
+                .key_prefix("products-throttle");
+            cached_kit::throttle::set_default_store(store);
+            println!("throttling in Redis");
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -235,6 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A bad CACHE_URL is a start-up error here, not a silent fallback.
     caches().configure_from_env()?;
     configure_pages_cache()?;
+    configure_throttle_store()?;
 
     let path = std::env::var("DATABASE_PATH").unwrap_or_else(|_| "products.db".into());
     let started = Instant::now();
