@@ -44,12 +44,24 @@ fn example_binary() -> PathBuf {
 }
 
 fn start() -> Example {
-    let db = std::env::temp_dir().join(format!("cached-kit-products-{}.db", std::process::id()));
+    start_with(None)
+}
+
+fn start_with(cache_url: Option<&str>) -> Example {
+    let db = std::env::temp_dir().join(format!(
+        "cached-kit-products-{}-{}.db",
+        std::process::id(),
+        cache_url.is_some()
+    ));
     let _ = std::fs::remove_file(&db);
-    let mut child = Command::new(example_binary())
+    let mut command = Command::new(example_binary());
+    match cache_url {
+        Some(url) => command.env("CACHE_URL", url),
+        None => command.env_remove("CACHE_URL"),
+    };
+    let mut child = command
         .env("PORT", "0")
         .env("DATABASE_PATH", &db)
-        .env_remove("CACHE_URL")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -280,4 +292,55 @@ async fn every_route_of_the_flagship_example() {
     assert!(s["default"]["sets"].as_u64().unwrap() >= 3, "{s}");
     assert!(s["default"]["deletes"].as_u64().unwrap() >= 1, "{s}");
     assert_eq!(s["default"]["errors"], 0, "{s}");
+}
+
+/// With the `redis` feature and `CACHE_URL=redis://...`, the same binary caches and
+/// throttles in Redis: the entries and the throttle's log are in the server.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_example_caches_and_throttles_in_redis() {
+    let server = cached_kit::redis::testing::RedisServer::start();
+    let example = start_with(Some(&server.url()));
+    let base = example.base.as_str();
+    let client = reqwest::Client::new();
+
+    let page = format!("{base}/products?category=rugs&page=1");
+    let first = client.get(&page).send().await.unwrap();
+    assert!(
+        cache_status(&first).contains("stored"),
+        "{}",
+        cache_status(&first)
+    );
+    let second = client.get(&page).send().await.unwrap();
+    assert!(
+        cache_status(&second).contains("hit"),
+        "{}",
+        cache_status(&second)
+    );
+    let p7: Value = client
+        .get(format!("{base}/products/7"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p7["id"], 7);
+    for _ in 0..10 {
+        let r = client.get(format!("{base}/limited")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let refused = client.get(format!("{base}/limited")).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+
+    let keys = server.cli(&["--scan"]);
+    assert!(keys.lines().any(|k| k == ":1:product:7"), "{keys}");
+    assert!(
+        keys.lines().any(|k| k.starts_with("pages:1:view:")),
+        "{keys}"
+    );
+    assert!(
+        keys.lines().any(|k| k.starts_with("products-throttle:")),
+        "{keys}"
+    );
 }
