@@ -298,11 +298,17 @@ impl RedisBackend {
         }
         let conn = self.conn()?;
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::time::timeout(self.call_timeout, async {
+        let run = async {
             let link = self.link(conn).await?;
             op(link).await
-        })
-        .await;
+        };
+        // A ConnectionManager bounds connecting and answering itself: a second timer per
+        // call would only cost. A cluster connection is bounded here as a whole.
+        let result = if conn_is_bounded(&self.client) {
+            Ok(run.await)
+        } else {
+            tokio::time::timeout(self.call_timeout, run).await
+        };
         match result {
             Ok(Ok(v)) => {
                 self.breaker.success();
@@ -616,6 +622,11 @@ fn not_cluster() -> RedisError {
         redis::ErrorKind::Client,
         "internal: a cluster operation reached a single-server connection",
     ))
+}
+
+/// Whether the connection applies the connect and response timeouts itself.
+fn conn_is_bounded(client: &Client) -> bool {
+    matches!(client, Client::Single(_))
 }
 
 /// Whether an error means Redis could not be reached or did not answer (an outage the
