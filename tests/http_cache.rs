@@ -579,6 +579,14 @@ mod rules {
             expires.ends_with(" GMT") && expires.len() == 29,
             "{expires}"
         );
+        let now = std::time::SystemTime::now();
+        let near: Vec<String> = (55..=65)
+            .map(|s| cached_kit::http::headers::http_date(now + Duration::from_secs(s)))
+            .collect();
+        assert!(
+            near.contains(&expires),
+            "Expires {expires} is not about 60 s ahead"
+        );
         let etag = first.header("etag").expect("ETag");
         assert!(
             etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34,
