@@ -818,7 +818,7 @@ all_rules!(memory_encoded, memory_bytes_cache());
 all_rules!(redis, redis_cache());
 
 #[tokio::test]
-async fn an_unreachable_cache_never_breaks_the_response() {
+async fn an_unreachable_cache_never_breaks_the_response_and_a_later_one_is_used() {
     let (base, runs) = rules_app(CacheLayer::new().cache("http_cache_no_such_alias")).await;
     for i in 1..=2 {
         let got = fetch(&format!("{base}/x")).await;
@@ -830,6 +830,15 @@ async fn an_unreachable_cache_never_breaks_the_response() {
         );
     }
     assert_eq!(runs.get(), 2);
+    // The alias is resolved on each request: configuring it later takes effect.
+    caches().insert(
+        Cache::builder(MemoryBackend::new(Bound::Entries(100)))
+            .alias("http_cache_no_such_alias")
+            .build(),
+    );
+    assert!(fetch(&format!("{base}/x")).await.is_stored());
+    assert!(fetch(&format!("{base}/x")).await.is_hit());
+    assert_eq!(runs.get(), 3);
 }
 
 // ---------------------------------------------------------------------------------

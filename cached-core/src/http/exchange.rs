@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,11 +26,21 @@ use crate::{Cache, CacheError, CacheSlot};
 /// The request headers that carry credentials: always in the key unless shared.
 const CREDENTIALS: [&str; 2] = ["authorization", "cookie"];
 
+/// Resolves a named cache (the facade's `slot_get`).
+pub(crate) type Resolver = fn(&CacheSlot) -> Result<Cache, CacheError>;
+
 /// Where the HTTP cache finds its [`Cache`].
 #[derive(Clone)]
 pub(crate) enum Source {
-    /// A named cache, resolved on each request (so `caches().insert` takes effect).
-    Alias(Arc<CacheSlot>, fn(&CacheSlot) -> Result<Cache, CacheError>),
+    /// A named cache, resolved on each request (so `caches().insert` takes effect):
+    /// through `resolve` when given (the facade's, which registers its backends first),
+    /// else straight from the registry, which never records a failed resolution, so a
+    /// backend registered later is picked up.
+    Alias {
+        alias: &'static str,
+        slot: Arc<CacheSlot>,
+        resolve: Option<Resolver>,
+    },
     /// A given handle.
     Handle(Cache),
 }
@@ -48,7 +59,12 @@ pub(crate) struct Options {
 impl Options {
     fn cache(&self) -> Result<Cache, CacheError> {
         match &self.source {
-            Source::Alias(slot, resolve) => resolve(slot),
+            Source::Alias {
+                slot,
+                resolve: Some(resolve),
+                ..
+            } => resolve(slot),
+            Source::Alias { alias, .. } => crate::caches().get(alias),
             Source::Handle(cache) => Ok(cache.clone()),
         }
     }
@@ -101,7 +117,9 @@ impl Exchange {
         let cache = match opts.cache() {
             Ok(cache) => Some(cache),
             Err(e) => {
-                tracing::warn!(error = %e, "the HTTP cache's backend is unavailable; serving uncached");
+                if may_log() {
+                    tracing::warn!(error = %e, "the HTTP cache's backend is unavailable; serving uncached");
+                }
                 None
             }
         };
@@ -187,6 +205,17 @@ impl Exchange {
             Some(parts.extensions),
         )
     }
+}
+
+/// Whether to log an unavailable cache now: at most once every 10 seconds.
+fn may_log() -> bool {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = now_ms();
+    let last = LAST.load(Ordering::Relaxed);
+    (last == 0 || now.saturating_sub(last) >= 10_000)
+        && LAST
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// The cached answer to a request, if any.

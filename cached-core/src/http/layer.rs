@@ -13,9 +13,9 @@ use bytes::Bytes;
 use http::{HeaderName, Method, Request};
 use tower::{Layer, Service};
 
-use super::exchange::{Exchange, Options, Source};
+use super::exchange::{Exchange, Options, Resolver, Source};
 use super::DEFAULT_MAX_BODY;
-use crate::{Cache, CacheError, CacheSlot};
+use crate::{Cache, CacheSlot};
 
 /// Caches the responses of every route it wraps, by the rules of the
 /// [`http`](crate::http) module (Django's per-site cache).
@@ -69,7 +69,11 @@ impl CacheLayer {
     pub fn new() -> Self {
         Self {
             opts: Arc::new(Options {
-                source: Source::Alias(Arc::new(CacheSlot::new("default")), CacheSlot::get),
+                source: Source::Alias {
+                    alias: "default",
+                    slot: Arc::new(CacheSlot::new("default")),
+                    resolve: None,
+                },
                 ttl: None,
                 vary: Vec::new(),
                 shared: false,
@@ -97,13 +101,22 @@ impl CacheLayer {
     /// Store in the named cache `alias` (see [`caches`](crate::caches)), resolved on each
     /// request so a later [`Caches::insert`](crate::Caches::insert) takes effect.
     ///
+    /// A cache configured by `CACHE_URL` with a backend of another crate (`redis://`)
+    /// needs that backend registered: through the `cached-kit` facade, call
+    /// `cached_kit::caches().configure_from_env()` at start-up (which also makes a bad
+    /// URL a start-up error). Until then requests are served uncached, never failed.
+    ///
     /// ```
     /// let layer = cached_core::http::CacheLayer::new().cache("pages");
     /// # let _ = layer;
     /// ```
     pub fn cache(self, alias: &'static str) -> Self {
         self.with(|o| {
-            o.source = Source::Alias(Arc::new(CacheSlot::new(alias)), CacheSlot::get);
+            o.source = Source::Alias {
+                alias,
+                slot: Arc::new(CacheSlot::new(alias)),
+                resolve: None,
+            };
         })
     }
 
@@ -184,10 +197,10 @@ impl CacheLayer {
     /// Resolve the named cache with `resolve` (used by the facade so its backends are
     /// registered first). Not a stable API.
     #[doc(hidden)]
-    pub fn resolver(self, resolve: fn(&CacheSlot) -> Result<Cache, CacheError>) -> Self {
+    pub fn resolver(self, resolve: Resolver) -> Self {
         self.with(|o| {
-            if let Source::Alias(slot, _) = &o.source {
-                o.source = Source::Alias(Arc::clone(slot), resolve);
+            if let Source::Alias { resolve: r, .. } = &mut o.source {
+                *r = Some(resolve);
             }
         })
     }
