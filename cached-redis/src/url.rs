@@ -33,7 +33,7 @@ pub(crate) const REDIS_PARAMS: &str =
 /// assert_eq!(config.get_response_timeout(), Duration::from_millis(250));
 /// assert_eq!(config.get_connect_timeout(), Duration::from_millis(500));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisConfig {
     pub(crate) target: Target,
     pub(crate) connect_timeout: Duration,
@@ -44,8 +44,37 @@ pub struct RedisConfig {
     pub(crate) ca_cert: Option<Vec<u8>>,
 }
 
+impl std::fmt::Debug for RedisConfig {
+    /// Passwords in the URLs are shown as `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = match &self.target {
+            Target::Single(url) => vec![redact(url)],
+            Target::Cluster(nodes) => nodes.iter().map(|n| redact(n)).collect(),
+        };
+        f.debug_struct("RedisConfig")
+            .field("urls", &urls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_cooldown", &self.breaker_cooldown)
+            .field("ca_cert", &self.ca_cert.is_some())
+            .finish()
+    }
+}
+
+/// `url` with the credentials (anything between `://` and `@`) replaced by `***`, for
+/// logs and error messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => {
+            format!("{}***{}", &url[..start + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// One server, or the seed nodes of a cluster, as `redis` crate connection URLs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Target {
     Single(String),
     Cluster(Vec<String>),
@@ -194,7 +223,11 @@ fn target(url: &CacheUrl) -> Result<Target, CacheError> {
             redis::parse_redis_url(&full).ok_or_else(|| {
                 CacheError::config(
                     url.origin(),
-                    format!("`{full}` is not a valid Redis URL: expected {}://[user:password@]host[:port][/db]", url.scheme()),
+                    format!(
+                        "`{}` is not a valid Redis URL: expected {}://[user:password@]host[:port][/db]",
+                        redact(&full),
+                        url.scheme()
+                    ),
                 )
             })?;
             Ok(Target::Single(full))
@@ -228,7 +261,7 @@ fn target(url: &CacheUrl) -> Result<Target, CacheError> {
                 if redis::parse_redis_url(node).is_none() {
                     return Err(CacheError::config(
                         url.origin(),
-                        format!("`{node}` is not a valid cluster node address"),
+                        format!("`{}` is not a valid cluster node address", redact(node)),
                     ));
                 }
             }
@@ -279,13 +312,23 @@ mod tests {
     }
 
     #[test]
+    fn passwords_never_reach_debug_output_or_errors() {
+        let c = RedisConfig::from_url("redis://app:s3cret@h:6379/0").unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("redis://***@h:6379/0"), "{debug}");
+        assert!(!err("redis://app:s3cret@h:port/0").contains("s3cret"));
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
     fn cluster_urls_list_every_node_with_credentials() {
         let c = RedisConfig::from_url("redis+cluster://u:p@a:7000,b:7001").unwrap();
         match &c.target {
             Target::Cluster(nodes) => {
                 assert_eq!(nodes, &["redis://u:p@a:7000", "redis://u:p@b:7001"]);
             }
-            other => panic!("{other:?}"),
+            Target::Single(_) => panic!("expected a cluster target"),
         }
         assert!(c.is_cluster());
     }
