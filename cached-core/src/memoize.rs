@@ -147,8 +147,150 @@ pub fn infallible<T>(result: Result<T, Infallible>) -> T {
     }
 }
 
-/// Asserts at compile time that a return type can be cached (for a readable error).
+/// Asserts at compile time that a return type can be cached: the one readable error,
+/// spanned on the return type.
 pub fn assert_cacheable<T: Cacheable>() {}
+
+/// Selects [`memoize`]/[`refresh`] for a cacheable `T`, and an uncached stand-in
+/// otherwise, so that a type that cannot be cached is reported once, by
+/// [`assert_cacheable`], and not again by every call that needs the bound (autoref
+/// specialization: `(&Probe::<T>::new()).memoize(..)` finds [`ViaCache`] when `T` is
+/// cacheable, else [`Uncached`]). The stand-in never runs: `assert_cacheable` fails
+/// to compile first.
+pub struct Probe<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> Probe<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        Probe(std::marker::PhantomData)
+    }
+}
+
+impl<T> Default for Probe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The real path of [`Probe`]: `T` is cacheable.
+pub trait ViaCache<T> {
+    /// [`memoize`].
+    fn memoize<E, F, Fut>(
+        &self,
+        cache: Result<Cache, CacheError>,
+        key: Result<String, ArgKeyError>,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        f: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>;
+
+    /// [`refresh`].
+    fn refresh<E, Fut>(
+        &self,
+        cache: Result<Cache, CacheError>,
+        key: Result<String, ArgKeyError>,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        fut: Fut,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        Fut: Future<Output = Result<T, E>>;
+}
+
+impl<T: Cacheable> ViaCache<T> for Probe<T> {
+    fn memoize<E, F, Fut>(
+        &self,
+        cache: Result<Cache, CacheError>,
+        key: Result<String, ArgKeyError>,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        f: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        memoize(cache, key, spec, store_if, f)
+    }
+
+    fn refresh<E, Fut>(
+        &self,
+        cache: Result<Cache, CacheError>,
+        key: Result<String, ArgKeyError>,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        fut: Fut,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        refresh(cache, key, spec, store_if, fut)
+    }
+}
+
+/// The stand-in path of [`Probe`] for a `T` that cannot be cached (never compiled
+/// into a working program: [`assert_cacheable`] rejects it). Runs the body.
+pub trait Uncached<T> {
+    /// Runs `f`.
+    fn memoize<E, F, Fut>(
+        &self,
+        cache: Result<Cache, CacheError>,
+        key: Result<String, ArgKeyError>,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        f: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let _ = (cache, key, spec, store_if);
+        f()
+    }
+
+    /// Runs `fut`.
+    fn refresh<E, Fut>(
+        &self,
+        cache: Result<Cache, CacheError>,
+        key: Result<String, ArgKeyError>,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        fut: Fut,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let _ = (cache, key, spec, store_if);
+        fut
+    }
+}
+
+impl<T> Uncached<T> for &Probe<T> {}
+
+/// What a `ttl = <expression>` argument may be: a `std::time::Duration`.
+#[diagnostic::on_unimplemented(
+    message = "`ttl` must be a `std::time::Duration`, not `{Self}`",
+    label = "expected a `Duration`",
+    note = "write whole seconds as an integer literal (`ttl = 600`), or a `Duration` expression (`ttl = Duration::from_secs(TEN_MINUTES)`)"
+)]
+pub trait IntoTtl {
+    /// The ttl.
+    fn into_ttl(self) -> Duration;
+}
+
+impl IntoTtl for Duration {
+    fn into_ttl(self) -> Duration {
+        self
+    }
+}
+
+/// A `ttl = <expression>` argument as a `Duration`.
+pub fn ttl<T: IntoTtl>(value: T) -> Duration {
+    value.into_ttl()
+}
 
 fn resolve(
     cache: Result<Cache, CacheError>,

@@ -131,13 +131,10 @@ pub fn parse_ttl(expr: &Expr) -> syn::Result<TokenStream> {
             format!("`ttl` cannot be negative: {HELP}"),
         )),
         other => {
-            // Any other expression must be a `Duration`; the annotation makes a type
-            // error point at the user's expression.
+            // Any other expression must be a `Duration`; spanned on it, so that a type
+            // error points at the user's expression.
             Ok(quote_spanned! {other.span()=>
-                ::cached_kit::__private::std::option::Option::Some({
-                    let __cache_ttl: ::cached_kit::__private::std::time::Duration = #other;
-                    __cache_ttl
-                })
+                ::cached_kit::__private::std::option::Option::Some(::cached_kit::__private::ttl(#other))
             })
         }
     }
@@ -242,9 +239,9 @@ impl FnInfo {
         }
         names.extend(self.params.iter().map(|p| format!("`{}`", p.ident)));
         if names.is_empty() {
-            "it takes none".into()
+            "it takes no arguments".into()
         } else {
-            format!("they are {}", names.join(", "))
+            format!("its arguments are {}", names.join(", "))
         }
     }
 }
@@ -324,6 +321,30 @@ pub fn contains_impl_trait(ty: &Type) -> bool {
     let mut f = Finder(false);
     syn::visit::visit_type(&mut f, ty);
     f.0
+}
+
+/// An "unknown argument" error listing the valid ones, for a `lookahead1` that
+/// matched none (`macro_name` is `cache_fn`, `valid` the names in order).
+pub fn unknown_argument(
+    input: syn::parse::ParseStream<'_>,
+    macro_name: &str,
+    valid: &[&str],
+) -> syn::Error {
+    let list = valid
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match input.call(<syn::Ident as syn::ext::IdentExt>::parse_any) {
+        Ok(ident) => syn::Error::new_spanned(
+            &ident,
+            format!("unknown argument `{ident}`: #[{macro_name}] takes {list}"),
+        ),
+        Err(_) => syn::Error::new(
+            input.span(),
+            format!("#[{macro_name}] takes {list}, as `name = value`"),
+        ),
+    }
 }
 
 /// The span to blame for a return-type problem.

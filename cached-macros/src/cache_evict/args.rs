@@ -4,7 +4,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, LitStr, Token};
 
-use crate::common::{expect_str, Errors};
+use crate::common::{expect_str, unknown_argument, Errors};
 
 mod kw {
     syn::custom_keyword!(key);
@@ -64,7 +64,7 @@ impl Parse for Args {
                     }
                 }
             } else {
-                return Err(lookahead.error());
+                return Err(unknown_argument(input, "cache_evict", &["key", "cache"]));
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;

@@ -5,7 +5,19 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, LitStr, Token};
 
-use crate::common::{expect_bool, expect_str, Errors};
+use crate::common::{expect_bool, expect_str, unknown_argument, Errors};
+
+/// The arguments, in the order error messages list them.
+const VALID: &[&str] = &[
+    "ttl",
+    "key",
+    "cache",
+    "skip",
+    "version",
+    "unless",
+    "cache_none",
+    "lock",
+];
 
 mod kw {
     syn::custom_keyword!(ttl);
@@ -64,7 +76,7 @@ impl Parse for Args {
                 let value: Expr = input.parse()?;
                 args.set(&name, value);
             } else {
-                return Err(lookahead.error());
+                return Err(unknown_argument(input, "cache_fn", VALID));
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;

@@ -21,6 +21,8 @@ struct Plan {
     /// The expression passed as `store_if`.
     store_if: TokenStream,
     ret: Type,
+    /// The type stored: the return type, or the `Ok` type of a `Result`.
+    stored: Type,
     /// Whether the function returns a `Result` (so `memoize` returns its own result).
     is_result: bool,
 }
@@ -114,10 +116,13 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
 
     let lock = args.lock.unwrap_or(false);
     let name_lit = LitStr::new(&fn_name, sig.ident.span());
+    // First, so that a type that cannot be cached is reported on the return type first.
     let assert_cacheable = quote_spanned! {return_span(&sig)=>
         ::cached_kit::__private::assert_cacheable::<#stored>();
     };
     let preamble = quote! {
+        #[allow(unused_imports)]
+        use ::cached_kit::__private::{Uncached as _, ViaCache as _};
         static __CACHE_SLOT: ::cached_kit::__private::CacheSlot = ::cached_kit::__private::CacheSlot::new(#alias);
         let __cache_key = #key;
         let __cache_spec = ::cached_kit::__private::Spec {
@@ -132,6 +137,7 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
         store_if_def,
         store_if,
         ret,
+        stored: stored.clone(),
         is_result: matches!(kind, ReturnKind::Result { .. }),
     };
 
@@ -261,12 +267,17 @@ fn cached_body(plan: &Plan, sig: &Signature, block: &syn::Block) -> TokenStream 
         store_if_def,
         store_if,
         ret,
+        stored,
         is_result,
     } = plan;
     let body = body_closure(plan, sig, block);
+    // Spanned on the return type: a type that cannot be cached is reported there.
+    let memoize = quote_spanned! {return_span(sig)=>
+        (&::cached_kit::__private::Probe::<#stored>::new()).memoize
+    };
     let call = |f: TokenStream| {
         quote! {
-            ::cached_kit::__private::memoize(
+            #memoize(
                 ::cached_kit::__private::slot_get(&__CACHE_SLOT),
                 __cache_key,
                 &__cache_spec,
@@ -304,7 +315,9 @@ fn cached_body(plan: &Plan, sig: &Signature, block: &syn::Block) -> TokenStream 
     quote! {
         #preamble
         #store_if_def
-        let __cache_body = #body;
+        // `mut`: a sync body that changes a `mut` argument makes the closure `FnMut`.
+        #[allow(unused_mut)]
+        let mut __cache_body = #body;
         #run
     }
 }
@@ -382,15 +395,19 @@ fn refresh_fn(
         store_if_def,
         store_if,
         ret,
+        stored,
         is_result,
     } = plan;
     let mut refresh_sig = sig.clone();
     let name = sig.ident.clone();
     refresh_sig.ident = format_ident!("{}_refresh", name);
     let body = body_closure(plan, sig, block);
+    let refresh = quote_spanned! {return_span(sig)=>
+        (&::cached_kit::__private::Probe::<#stored>::new()).refresh
+    };
     let call = |value: TokenStream| {
         quote! {
-            ::cached_kit::__private::refresh(
+            #refresh(
                 ::cached_kit::__private::slot_get(&__CACHE_SLOT),
                 __cache_key,
                 &__cache_spec,
@@ -433,7 +450,9 @@ fn refresh_fn(
         #vis #refresh_sig {
             #preamble
             #store_if_def
-            let __cache_body = #body;
+            // `mut`: a sync body that changes a `mut` argument makes the closure `FnMut`.
+        #[allow(unused_mut)]
+        let mut __cache_body = #body;
             #run
         }
     }
