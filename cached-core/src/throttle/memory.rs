@@ -24,8 +24,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// hash, a short lock and a few comparisons. Keys whose newest request is older than
 /// their period are idle and are dropped (each shard sweeps itself at most once a
 /// second). The store is bounded by `max_keys`: when a shard is full even after a sweep,
-/// the key that was admitted least recently is forgotten, so exactness holds as long as
-/// the active clients fit the bound ([`DEFAULT_MAX_KEYS`] by default).
+/// the eighth of its keys admitted least recently is forgotten, so exactness holds as
+/// long as the active clients fit the bound ([`DEFAULT_MAX_KEYS`] by default).
 ///
 /// Not a moka cache on purpose: moka's admission policy may decline to keep a new key,
 /// and a forgotten log would admit more than the rate allows.
@@ -37,7 +37,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// ```
 pub struct MemoryThrottleStore {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    seed: u64,
     epoch: Instant,
     max_per_shard: usize,
 }
@@ -51,16 +51,43 @@ struct Shard {
 struct Log {
     /// Admission times, nanoseconds since the store's epoch, oldest first.
     times: VecDeque<u64>,
+    /// The newest admission time (kept inline, so sweeps need not read `times`).
+    newest: u64,
     period: u64,
 }
 
 impl Log {
     fn newest(&self) -> u64 {
-        self.times.back().copied().unwrap_or(0)
+        self.newest
     }
 
     fn idle(&self, now: u64) -> bool {
-        self.times.is_empty() || now.saturating_sub(self.newest()) >= self.period
+        now.saturating_sub(self.newest) >= self.period
+    }
+
+    /// Drops the times that left the window; admits and records `now` if there is room.
+    fn check(&mut self, limit: u32, period: u64, now: u64) -> Decision {
+        self.period = period;
+        // Checks that read the clock before taking the lock may arrive out of order.
+        let now = now.max(self.newest());
+        while self
+            .times
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) >= period)
+        {
+            self.times.pop_front();
+        }
+        let count = self.times.len();
+        if count < limit as usize {
+            self.times.push_back(now);
+            self.newest = now;
+            let oldest = self.times.front().copied().unwrap_or(now);
+            let remaining = limit - u32::try_from(count + 1).unwrap_or(limit);
+            Decision::admitted(limit, remaining, until(oldest + period, now), now)
+        } else {
+            let oldest = self.times.front().copied().unwrap_or(now);
+            Decision::refused(limit, until(oldest + period, now))
+        }
     }
 }
 
@@ -75,7 +102,7 @@ impl MemoryThrottleStore {
     pub fn with_max_keys(max_keys: usize) -> Self {
         MemoryThrottleStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            seed: RandomState::new().hash_one(0x7468_726f_7474_6c65_u64),
             epoch: Instant::now(),
             max_per_shard: max_keys.div_ceil(SHARDS).max(1),
         }
@@ -98,63 +125,53 @@ impl MemoryThrottleStore {
         nanos(self.epoch.elapsed())
     }
 
+    /// The shard of `key`: a seeded multiply-rotate hash, 8 bytes at a time. Only spreads
+    /// keys over the shards; each shard's map keeps std's DoS-resistant hasher.
     fn shard(&self, key: &str) -> &Mutex<Shard> {
-        let i = self.hasher.hash_one(key) as usize % SHARDS;
-        &self.shards[i]
+        let mut h = self.seed;
+        for chunk in key.as_bytes().chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        &self.shards[(h >> 58) as usize % SHARDS]
     }
 
     /// The check at `now` (nanoseconds since the epoch), without the async wrapper.
     pub(crate) fn check_at(&self, key: &str, rate: Rate, now: u64) -> Decision {
         let period = nanos(rate.period());
         let limit = rate.count();
-        let mut shard = self
+        let mut guard = self
             .shard(key)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let shard = &mut *guard;
         if now.saturating_sub(shard.last_sweep) >= nanos(SWEEP_EVERY) {
             shard.logs.retain(|_, log| !log.idle(now));
             shard.last_sweep = now;
         }
-        if !shard.logs.contains_key(key) && shard.logs.len() >= self.max_per_shard {
+        if let Some(log) = shard.logs.get_mut(key) {
+            return log.check(limit, period, now);
+        }
+        if shard.logs.len() >= self.max_per_shard {
             shard.logs.retain(|_, log| !log.idle(now));
-            if shard.logs.len() >= self.max_per_shard {
-                let stalest = shard
-                    .logs
-                    .iter()
-                    .min_by_key(|(_, log)| log.newest())
-                    .map(|(k, _)| k.clone());
-                if let Some(stalest) = stalest {
-                    shard.logs.remove(&stalest);
-                }
+            shard.last_sweep = now;
+            // Still full of active keys: forget the eighth admitted least recently at
+            // once, so the next inserts are cheap again (amortized O(1) per key).
+            if shard.logs.len() + self.max_per_shard / 8 > self.max_per_shard {
+                let mut newest: Vec<u64> = shard.logs.values().map(Log::newest).collect();
+                let cut = self.max_per_shard / 8;
+                let (_, &mut threshold, _) = newest.select_nth_unstable(cut);
+                shard.logs.retain(|_, log| log.newest() > threshold);
             }
         }
-        let log = match shard.logs.get_mut(key) {
-            Some(log) => log,
-            None => shard.logs.entry(key.to_owned()).or_insert_with(|| Log {
-                times: VecDeque::with_capacity((limit as usize).min(64)),
-                period,
-            }),
-        };
-        log.period = period;
-        // Checks that read the clock before taking the lock may arrive out of order.
-        let now = now.max(log.newest());
-        while log
-            .times
-            .front()
-            .is_some_and(|&t| now.saturating_sub(t) >= period)
-        {
-            log.times.pop_front();
-        }
-        let count = log.times.len();
-        if count < limit as usize {
-            log.times.push_back(now);
-            let oldest = log.times.front().copied().unwrap_or(now);
-            let remaining = limit - u32::try_from(count + 1).unwrap_or(limit);
-            Decision::admitted(limit, remaining, until(oldest + period, now), now)
-        } else {
-            let oldest = log.times.front().copied().unwrap_or(now);
-            Decision::refused(limit, until(oldest + period, now))
-        }
+        let log = shard.logs.entry(key.to_owned()).or_insert_with(|| Log {
+            times: VecDeque::new(),
+            newest: 0,
+            period,
+        });
+        log.check(limit, period, now)
     }
 
     fn undo_now(&self, key: &str, decision: &Decision) {
@@ -168,6 +185,7 @@ impl MemoryThrottleStore {
         if let Some(log) = shard.logs.get_mut(key) {
             if let Some(i) = log.times.iter().rposition(|&t| t == decision.token) {
                 log.times.remove(i);
+                log.newest = log.times.back().copied().unwrap_or(0);
             }
         }
     }
