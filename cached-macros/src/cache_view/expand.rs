@@ -79,6 +79,13 @@ pub fn expand(args: ViewArgs, func: ItemFn) -> syn::Result<TokenStream> {
                 return __cache_view_fake;
             }
         },
+        // Keep the written `impl Trait` named, so its imports stay used once the return
+        // type becomes `Response` (in argument position, where `impl Trait` is allowed;
+        // not for generic handlers, whose parameters a nested fn cannot see).
+        ReturnType::Type(_, ty) if sig.generics.params.is_empty() => quote_spanned! {ty.span()=>
+            #[allow(dead_code, non_snake_case, clippy::all)]
+            fn __cache_view_return_type(_: #ty) {}
+        },
         _ => quote!(),
     };
 

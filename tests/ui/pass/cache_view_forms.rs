@@ -1,6 +1,6 @@
 //! `#[cache_view]` keeps handlers valid axum handlers: every extractor kind, every
 //! argument, `?` and `return` in the body, and user code shadowing prelude names.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
