@@ -13,5 +13,7 @@ fn ui() {
     {
         t.pass("tests/ui/pass/cache_view_*.rs");
         t.compile_fail("tests/ui/fail/cache_view_*.rs");
+        t.pass("tests/ui/pass/throttle_*.rs");
+        t.compile_fail("tests/ui/fail/throttle_*.rs");
     }
 }
