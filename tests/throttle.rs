@@ -430,6 +430,7 @@ mod redis {
     use super::*;
     use cached_redis::testing::RedisServer;
     use cached_redis::throttle::RedisThrottleStore;
+    use cached_redis::BreakerState;
 
     fn store(server: &RedisServer) -> RedisThrottleStore {
         RedisThrottleStore::from_url(&server.url())
@@ -490,6 +491,39 @@ mod redis {
             get_status(&client, &url, None).await,
             StatusCode::TOO_MANY_REQUESTS
         );
+    }
+
+    #[tokio::test]
+    async fn a_paused_redis_trips_the_breaker_and_throttling_recovers_by_itself() {
+        let server = RedisServer::start();
+        let store = store(&server);
+        let layer = ThrottleLayer::new()
+            .store(store.clone())
+            .throttle(Throttle::anon("1/minute").expect("rate"));
+        let url = serve(app(layer)).await;
+        let client = client();
+        assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        assert_eq!(
+            get_status(&client, &url, None).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        server.pause();
+        // Unanswered checks time out and fail open; after five the breaker opens.
+        for _ in 0..6 {
+            assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        }
+        assert_eq!(store.breaker_state(), BreakerState::Open);
+        server.resume();
+        // No restart: once the cool-down ends a probe reaches Redis, whose log still
+        // holds the first admission, and the client is throttled again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = get_status(&client, &url, None).await;
+        while status != StatusCode::TOO_MANY_REQUESTS && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            status = get_status(&client, &url, None).await;
+        }
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(store.breaker_state(), BreakerState::Closed);
     }
 
     #[tokio::test]

@@ -20,6 +20,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::runtime::{Handle, Id};
 
+use crate::breaker::{Admit, Breaker, BreakerState};
+use crate::{DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD};
+
 const NAME: &str = "redis";
 
 /// Runtimes whose connections are kept at most; older ones are dropped first.
@@ -61,6 +64,11 @@ return {admitted, limit - count, reset}
 /// `ConnectionManager` per Tokio runtime) is made on first use. A check that fails or
 /// takes longer than the connect plus response timeouts is an error, which the
 /// throttle turns into admitting (fail open, the default) or refusing the request.
+/// The same circuit breaker as [`RedisBackend`](crate::RedisBackend)'s stops paying
+/// the timeout on every request while Redis is down (after 5 consecutive failures,
+/// checks fail at once for a second, then one probe goes through), and the store
+/// recovers by itself when Redis returns. One Redis server (or primary): not Redis
+/// Cluster.
 ///
 /// Use it with `cached_kit::throttle::set_default_store(store)` (for `#[throttle]` and
 /// every layer without its own store) or `ThrottleLayer::store(store)`.
@@ -89,6 +97,15 @@ struct Inner {
     response_timeout: Duration,
     nonce: u64,
     next: AtomicU64,
+    breaker: Breaker,
+}
+
+fn breaker(connect_timeout: Duration, response_timeout: Duration) -> Breaker {
+    Breaker::new(
+        DEFAULT_BREAKER_THRESHOLD,
+        DEFAULT_BREAKER_COOLDOWN,
+        connect_timeout + response_timeout,
+    )
 }
 
 impl std::fmt::Debug for RedisThrottleStore {
@@ -130,6 +147,7 @@ impl RedisThrottleStore {
                 response_timeout: Duration::from_secs(1),
                 nonce: RandomState::new().hash_one((std::process::id(), seed)),
                 next: AtomicU64::new(0),
+                breaker: breaker(Duration::from_secs(1), Duration::from_secs(1)),
             }),
         })
     }
@@ -181,8 +199,10 @@ impl RedisThrottleStore {
             response_timeout: old.response_timeout,
             nonce: old.nonce,
             next: AtomicU64::new(old.next.load(Ordering::Relaxed)),
+            breaker: breaker(old.connect_timeout, old.response_timeout),
         };
         f(&mut inner);
+        inner.breaker = breaker(inner.connect_timeout, inner.response_timeout);
         Self {
             inner: std::sync::Arc::new(inner),
         }
@@ -224,23 +244,67 @@ impl RedisThrottleStore {
         Ok(conn)
     }
 
-    /// Runs `op` within the connect plus response timeout.
+    /// Where the circuit breaker stands.
+    ///
+    /// ```
+    /// use cached_redis::{throttle::RedisThrottleStore, BreakerState};
+    /// let store = RedisThrottleStore::from_url("redis://127.0.0.1:6379/0").unwrap();
+    /// assert_eq!(store.breaker_state(), BreakerState::Closed);
+    /// ```
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker.state()
+    }
+
+    /// Runs `op` through the breaker, within the connect plus response timeout.
     async fn call<T>(
         &self,
         op: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
+        let breaker = &self.inner.breaker;
+        if breaker.admit() == Admit::Reject {
+            return Err(CacheError::backend(
+                NAME,
+                "circuit breaker open after repeated failures: Redis is not called until a probe succeeds (it recovers by itself)",
+            ));
+        }
         let limit = self.inner.connect_timeout + self.inner.response_timeout;
         match tokio::time::timeout(limit, op).await {
-            Ok(result) => result.map_err(|e| CacheError::backend(NAME, e)),
-            Err(_) => Err(CacheError::Timeout {
-                backend: NAME,
-                millis: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-            }),
+            Ok(Ok(v)) => {
+                breaker.success();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                if is_outage(&e) {
+                    breaker.failure();
+                } else {
+                    // Redis answered, with an error: it is up.
+                    breaker.success();
+                }
+                Err(CacheError::backend(NAME, e))
+            }
+            Err(_) => {
+                breaker.failure();
+                Err(CacheError::Timeout {
+                    backend: NAME,
+                    millis: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                })
+            }
         }
     }
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.inner.prefix)
+    }
+}
+
+/// Whether `e` means Redis is unreachable (rather than an answer that is an error).
+fn is_outage(e: &redis::RedisError) -> bool {
+    use redis::ErrorKind as K;
+    use redis::ServerErrorKind as S;
+    match e.kind() {
+        K::Server(S::ClusterDown | S::MasterDown | S::TryAgain | S::BusyLoading) => true,
+        K::Server(_) | K::Extension | K::UnexpectedReturnType | K::Parse => false,
+        _ => true,
     }
 }
 
