@@ -188,6 +188,32 @@ impl fmt::Display for Rate {
     }
 }
 
+/// Serialized as its [`Display`](fmt::Display) string, so rates can live in
+/// configuration files as DRF keeps them in `DEFAULT_THROTTLE_RATES`.
+///
+/// ```
+/// use cached_core::throttle::Rate;
+/// use serde::de::{value::{Error, StrDeserializer}, Deserialize, IntoDeserializer};
+///
+/// let from_config: StrDeserializer<'_, Error> = "10/m".into_deserializer();
+/// assert_eq!(Rate::deserialize(from_config), Ok(Rate::new(10, 60)));
+/// let bad: StrDeserializer<'_, Error> = "10/fortnight".into_deserializer();
+/// assert!(Rate::deserialize(bad).unwrap_err().to_string().contains("`10/fortnight`"));
+/// ```
+impl<'de> serde::Deserialize<'de> for Rate {
+    // A `String`: rates are short, and this accepts every source (escaped JSON too).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Rate, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Rate::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
