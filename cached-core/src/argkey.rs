@@ -551,6 +551,8 @@ impl ser::SerializeMap for MapEncoder<'_, '_> {
 mod tests {
     use std::collections::{BTreeMap, HashMap};
 
+    use serde::Serialize;
+
     use super::*;
 
     #[derive(Serialize)]

@@ -102,8 +102,8 @@ mod tests {
     #[test]
     fn outside_a_runtime() {
         assert_eq!(block_on(cross_thread_wakeup()), 7);
-        // Timers work: the fallback runtime drives them.
-        block_on(tokio::time::sleep(std::time::Duration::from_millis(5)));
+        // Timers work: the fallback runtime drives them (the sleep is created inside it).
+        block_on(async { tokio::time::sleep(std::time::Duration::from_millis(5)).await });
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -205,6 +205,9 @@ pub fn register_backend(scheme: &'static str, factory: BackendFactory) {
     let mut factories = FACTORIES.write().unwrap_or_else(PoisonError::into_inner);
     factories.retain(|(s, _)| *s != scheme);
     factories.push((scheme, factory));
+    drop(factories);
+    // Call sites that resolved a cache before this scheme was known resolve again.
+    CACHES.generation.fetch_add(1, Ordering::Release);
 }
 
 /// Schemes that exist but need a cargo feature.
@@ -392,6 +395,12 @@ impl Caches {
     pub fn get_or_broken(&self, alias: &str) -> Cache {
         match self.get(alias) {
             Ok(cache) => cache,
+            // A scheme not registered yet may be registered later (the facade registers
+            // Redis on first use): report it, but do not remember the broken cache.
+            Err(err @ CacheError::FeatureDisabled { .. }) => {
+                tracing::error!(cache = alias, error = %err, "cache is misconfigured; running uncached");
+                Cache::builder(BrokenBackend(err)).alias(alias).build()
+            }
             Err(err) => {
                 tracing::error!(cache = alias, error = %err, "cache is misconfigured; running uncached");
                 let cache = Cache::builder(BrokenBackend(err)).alias(alias).build();
@@ -578,6 +587,26 @@ mod tests {
         assert_eq!(cache.default_ttl(), Duration::from_secs(60));
         let forever = Cache::from_url("dummy://?default_ttl=none").expect("valid");
         assert_eq!(forever.default_ttl(), NO_EXPIRY);
+    }
+
+    #[test]
+    fn a_scheme_registered_late_is_picked_up() {
+        std::env::set_var("CACHE_URL_LATE", "redis-cluster://127.0.0.1:7000");
+        let broken = caches().get_or_broken("late");
+        assert_eq!(broken.backend().name(), "misconfigured");
+        let slot = CacheSlot::new("late");
+        assert!(slot.get().is_err());
+        let before = caches().generation();
+        register_backend("redis-cluster", |url| {
+            url.finish("none")?;
+            Ok(Arc::new(crate::backend::dummy::DummyBackend::new()))
+        });
+        assert!(
+            caches().generation() > before,
+            "registering re-resolves call sites"
+        );
+        assert_eq!(caches().get_or_broken("late").backend().name(), "dummy");
+        assert_eq!(slot.get().expect("resolves now").backend().name(), "dummy");
     }
 
     #[test]
