@@ -144,7 +144,7 @@ async fn cache_none_false_stores_only_some() {
     #[cache_fn(key = "maybe:{id}", cache_none = false)]
     async fn maybe(id: u32) -> Option<u32> {
         count(&RUNS);
-        (id % 2 == 0).then_some(id)
+        id.is_multiple_of(2).then_some(id)
     }
     assert_eq!(maybe(1).await, None);
     assert_eq!(maybe(1).await, None);
@@ -378,6 +378,24 @@ async fn type_parameters_and_impl_trait_arguments_are_part_of_the_default_key() 
         .await
         .unwrap()
         .is_some());
+}
+
+#[tokio::test]
+async fn a_generic_return_type_is_cached() {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    #[cache_fn(key = "generic-default:{name}")]
+    async fn default_of<T: cached_kit::Cacheable + Default>(name: &str) -> T {
+        let _ = name;
+        count(&RUNS);
+        T::default()
+    }
+    assert_eq!(default_of::<u32>("a").await, 0);
+    assert_eq!(default_of::<u32>("a").await, 0);
+    assert_eq!(RUNS.load(Ordering::SeqCst), 1, "the second call is a hit");
+    assert_eq!(
+        cache().get::<u32>("generic-default:a").await.unwrap(),
+        Some(0)
+    );
 }
 
 #[tokio::test]

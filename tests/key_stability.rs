@@ -28,7 +28,7 @@ impl Backend for Recorder {
         Ok(None)
     }
     async fn set(&self, key: &str, _: Value, _: Ttl) -> Result<(), CacheError> {
-        self.0.lock().unwrap().push(key.to_owned());
+        self.0.lock().expect("recorder lock").push(key.to_owned());
         Ok(())
     }
     async fn add(&self, _: &str, _: Value, _: Ttl) -> Result<bool, CacheError> {
@@ -93,7 +93,7 @@ fn stored_key() -> String {
         Sort::Price { descending: true },
         (1u8, 'x'),
     );
-    let keys = recorder.0.lock().unwrap().clone();
+    let keys = recorder.0.lock().expect("recorder lock").clone();
     assert_eq!(keys.len(), 1, "{keys:?}");
     keys[0].clone()
 }
@@ -124,7 +124,7 @@ fn child_prints_the_default_key() {
 }
 
 fn key_from_child() -> String {
-    let exe = std::env::current_exe().unwrap();
+    let exe = std::env::current_exe().expect("the test binary");
     let out = Command::new(exe)
         .args([
             "--exact",
@@ -135,9 +135,9 @@ fn key_from_child() -> String {
         ])
         .env(CHILD_ENV, "1")
         .output()
-        .unwrap();
+        .expect("run the test binary as a child");
     assert!(out.status.success(), "child failed: {out:?}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
     stdout
         .lines()
         .find_map(|l| l.split_once("KEY=").map(|(_, key)| key))

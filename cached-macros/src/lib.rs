@@ -16,31 +16,13 @@ mod common;
 mod template;
 mod throttle;
 
-/// Memoizes a function in a named cache (Django's per-object caching).
-///
-/// ```ignore
-/// use cached_kit::cache_fn;
-///
-/// #[cache_fn(ttl = 300, key = "product:{id}")]
-/// async fn product(db: &Db, id: i64) -> Result<Option<Product>, DbError> { /* ... */ }
-/// ```
-///
-/// See the `cached-kit` crate documentation for every argument.
+#[doc = include_str!("../docs/cache_fn.md")]
 #[proc_macro_attribute]
 pub fn cache_fn(args: TokenStream, item: TokenStream) -> TokenStream {
     cache_fn::cache_fn(args.into(), item.into()).into()
 }
 
-/// Deletes cache entries after a successful call.
-///
-/// ```ignore
-/// use cached_kit::cache_evict;
-///
-/// #[cache_evict(key = "product:{id}")]
-/// async fn update_product(db: &Db, id: i64, p: NewProduct) -> Result<(), DbError> { /* ... */ }
-/// ```
-///
-/// See the `cached-kit` crate documentation.
+#[doc = include_str!("../docs/cache_evict.md")]
 #[proc_macro_attribute]
 pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
     cache_evict::cache_evict(args.into(), item.into()).into()
