@@ -91,15 +91,13 @@ fn cache_status(resp: &reqwest::Response) -> String {
         .to_owned()
 }
 
+async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    let resp = client.get(url).send().await.expect("the example answers");
+    resp.json().await.expect("a JSON body")
+}
+
 async fn stats(client: &reqwest::Client, base: &str) -> Value {
-    client
-        .get(format!("{base}/cache/stats"))
-        .send()
-        .await
-        .expect("GET /cache/stats")
-        .json()
-        .await
-        .expect("JSON counters")
+    get_json(client, format!("{base}/cache/stats")).await
 }
 
 #[tokio::test]
@@ -143,14 +141,7 @@ async fn every_route_of_the_flagship_example() {
     assert_eq!(reference.bytes().await.unwrap(), lamps);
 
     // Per-object caching, and 404 for a missing product (cached as None).
-    let p42: Value = client
-        .get(format!("{base}/products/42"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p42: Value = get_json(&client, format!("{base}/products/42")).await;
     assert_eq!(p42["id"], 42);
     assert_eq!(p42["category"], "tables");
     for _ in 0..2 {
@@ -162,14 +153,7 @@ async fn every_route_of_the_flagship_example() {
         assert_eq!(missing.status(), 404);
     }
     let before = stats(&client, base).await;
-    let again: Value = client
-        .get(format!("{base}/products/42"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = get_json(&client, format!("{base}/products/42")).await;
     assert_eq!(again, p42);
     let after = stats(&client, base).await;
     assert_eq!(
@@ -186,14 +170,7 @@ async fn every_route_of_the_flagship_example() {
         .await
         .unwrap();
     assert_eq!(put.status(), 200);
-    let p42: Value = client
-        .get(format!("{base}/products/42"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p42: Value = get_json(&client, format!("{base}/products/42")).await;
     assert_eq!(p42["name"], "brass table");
     assert_eq!(p42["price"], 12.5);
     let listed = client.get(&page).send().await.unwrap();
@@ -220,33 +197,12 @@ async fn every_route_of_the_flagship_example() {
 
     // Low-level caching of the aggregate: same answer as the uncached route, and a hit
     // the second time.
-    let uncached: Value = client
-        .get(format!("{base}/uncached/stats/categories"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let uncached: Value = get_json(&client, format!("{base}/uncached/stats/categories")).await;
     assert_eq!(uncached.as_array().map(Vec::len), Some(10));
-    let cached: Value = client
-        .get(format!("{base}/stats/categories"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cached: Value = get_json(&client, format!("{base}/stats/categories")).await;
     assert_eq!(cached, uncached);
     let before = stats(&client, base).await;
-    let cached_again: Value = client
-        .get(format!("{base}/stats/categories"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cached_again: Value = get_json(&client, format!("{base}/stats/categories")).await;
     assert_eq!(cached_again, uncached);
     let after = stats(&client, base).await;
     assert_eq!(
@@ -317,14 +273,7 @@ async fn the_example_caches_and_throttles_in_redis() {
         "{}",
         cache_status(&second)
     );
-    let p7: Value = client
-        .get(format!("{base}/products/7"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p7: Value = get_json(&client, format!("{base}/products/7")).await;
     assert_eq!(p7["id"], 7);
     for _ in 0..10 {
         let r = client.get(format!("{base}/limited")).send().await.unwrap();
