@@ -25,7 +25,9 @@ impl Drop for Example {
     }
 }
 
-/// `target/<profile>/examples/products`, which `cargo test` builds beside this test.
+/// `target/<profile>/examples/products`, which `cargo test` (all targets) builds beside
+/// this test with the same features. `cargo test --test products_example` alone does not
+/// build examples: build it first with the same features (`cargo build --example products`).
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile_dir = exe
