@@ -7,8 +7,13 @@
 //!
 //! Two raw baselines: `raw redis GET` returns the stored bytes undecoded (the floor any
 //! Redis cache pays: one round trip); `raw redis GET + decode` also decodes them with the
-//! same codec, which is what a hand-written cache does to get the value. Ours and
-//! `cached`'s decode the value too.
+//! same codec, which is what a hand-written cache does to get the value;
+//! `ConnectionManager GET + decode` does the same through the auto-reconnecting
+//! connection the Redis backend uses. Ours and `cached`'s decode the value too.
+//!
+//! After the criterion groups, an interleaved pass (every variant once per round, the
+//! median of the rounds) prints the P2 ratios: on a shared machine, load drifts during a
+//! run, and interleaving exposes every variant to the same drift.
 
 // criterion_group! generates an undocumented pub fn.
 #![allow(missing_docs)]
@@ -46,32 +51,91 @@ async fn product(id: u64) -> Product {
     make_product(id)
 }
 
-/// The raw baseline a user would write to get the value itself: GET, then decode the
-/// bytes with the same codec.
-async fn get_and_decode(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Product {
-    let v: Vec<u8> = redis::cmd("GET")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .expect("GET");
-    Codec::default().decode(&v).expect("decode")
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    CacheFn,
+    RawGet,
+    RawGetDecode,
+    ManagerGetDecode,
+    CachedCrate,
 }
 
-/// Runs `op` `iters` times in total, split over `tasks` concurrent tasks.
-async fn concurrently<F, Fut>(iters: u64, tasks: usize, op: F) -> Duration
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let op = Arc::new(op);
+const VARIANTS: [Variant; 5] = [
+    Variant::CacheFn,
+    Variant::RawGet,
+    Variant::RawGetDecode,
+    Variant::ManagerGetDecode,
+    Variant::CachedCrate,
+];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::CacheFn => "cache_fn",
+            Variant::RawGet => "raw redis GET",
+            Variant::RawGetDecode => "raw redis GET + decode",
+            Variant::ManagerGetDecode => "ConnectionManager GET + decode",
+            Variant::CachedCrate => "cached AsyncRedisCache",
+        }
+    }
+}
+
+/// What every variant reads: the same product, stored by each under its own key.
+struct Ctx {
+    raw: redis::aio::MultiplexedConnection,
+    manager: redis::aio::ConnectionManager,
+    stored_key: String,
+    theirs: cached::AsyncRedisCache<u64, Product>,
+}
+
+/// One read of product 42 by `variant`.
+async fn one(variant: Variant, ctx: &Ctx) {
+    match variant {
+        Variant::CacheFn => {
+            std::hint::black_box(product(42).await);
+        }
+        Variant::RawGet => {
+            let v: Vec<u8> = redis::cmd("GET")
+                .arg(&ctx.stored_key)
+                .query_async(&mut ctx.raw.clone())
+                .await
+                .expect("GET");
+            std::hint::black_box(v);
+        }
+        Variant::RawGetDecode => {
+            let v: Vec<u8> = redis::cmd("GET")
+                .arg(&ctx.stored_key)
+                .query_async(&mut ctx.raw.clone())
+                .await
+                .expect("GET");
+            let p: Product = Codec::default().decode(&v).expect("decode");
+            std::hint::black_box(p);
+        }
+        Variant::ManagerGetDecode => {
+            let v: Vec<u8> = redis::cmd("GET")
+                .arg(&ctx.stored_key)
+                .query_async(&mut ctx.manager.clone())
+                .await
+                .expect("GET");
+            let p: Product = Codec::default().decode(&v).expect("decode");
+            std::hint::black_box(p);
+        }
+        Variant::CachedCrate => {
+            std::hint::black_box(ctx.theirs.async_cache_get(&42).await.expect("get"));
+        }
+    }
+}
+
+/// Runs `iters` reads in total, split over `tasks` concurrent tasks; the elapsed time.
+async fn run(variant: Variant, ctx: Arc<Ctx>, iters: u64, tasks: usize) -> Duration {
     let per_task = iters.div_ceil(tasks as u64);
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
         .map(|_| {
-            let op = op.clone();
+            let ctx = ctx.clone();
             tokio::spawn(async move {
                 for _ in 0..per_task {
-                    op().await;
+                    one(variant, &ctx).await;
                 }
             })
         })
@@ -82,135 +146,137 @@ where
     start.elapsed()
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = RedisServer::start();
+/// The connections every variant reads through, made on `rt` (a connection's driver
+/// task runs on the runtime that made it).
+fn setup(rt: &tokio::runtime::Runtime, server: &RedisServer) -> Arc<Ctx> {
     let url = server.url();
-    caches().insert(Cache::from_url_as("bench_redis", "bench", &url).expect("a valid Redis URL"));
+    if caches().get("bench_redis").is_err() {
+        caches()
+            .insert(Cache::from_url_as("bench_redis", "bench", &url).expect("a valid Redis URL"));
+    }
     let stored_key = caches()
         .get("bench_redis")
         .expect("configured")
         .make_key("product:42");
-
-    let raw = rt.block_on(async {
+    rt.block_on(async {
         // Warm: the first call stores, every later call is a hit.
         assert_eq!(product(42).await, make_product(42));
         let client = redis::Client::open(url.as_str()).expect("client");
-        client
+        let raw = client
             .get_multiplexed_async_connection()
             .await
-            .expect("raw connection")
-    });
-    let theirs = rt.block_on(async {
-        let store: cached::AsyncRedisCache<u64, Product> =
+            .expect("raw connection");
+        let manager = redis::aio::ConnectionManager::new(client)
+            .await
+            .expect("connection manager");
+        let theirs: cached::AsyncRedisCache<u64, Product> =
             cached::AsyncRedisCache::builder("cached-crate-bench")
                 .ttl(Duration::from_secs(3600))
                 .connection_string(&url)
                 .build()
                 .await
                 .expect("the cached crate's AsyncRedisCache");
-        store
+        theirs
             .async_cache_set(42, make_product(42))
             .await
             .expect("cached crate set");
-        Arc::new(store)
-    });
+        Arc::new(Ctx {
+            raw,
+            manager,
+            stored_key,
+            theirs,
+        })
+    })
+}
+
+/// 64 tasks run on a 2-worker multi-thread runtime. One task runs on a current-thread
+/// runtime: on the multi-thread one its latency depends on whether the task and the
+/// connection's driver share a worker (a cross-thread wake-up costs tens of µs here), which
+/// changes from run to run and says nothing about the cache.
+fn runtime(tasks: usize) -> tokio::runtime::Runtime {
+    let mut builder = if tasks == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    builder.enable_all().build().expect("runtime")
+}
+
+fn bench(c: &mut Criterion) {
+    let server = RedisServer::start();
+    let setups: Vec<(usize, tokio::runtime::Runtime, Arc<Ctx>)> = [1, TASKS]
+        .into_iter()
+        .map(|tasks| {
+            let rt = runtime(tasks);
+            let ctx = setup(&rt, &server);
+            (tasks, rt, ctx)
+        })
+        .collect();
 
     let mut group = c.benchmark_group("P2 redis hit");
     group.throughput(Throughput::Elements(1));
-
-    group.bench_function(BenchmarkId::new("cache_fn", "1 task"), |b| {
-        b.to_async(&rt).iter(|| product(42));
-    });
-    group.bench_function(BenchmarkId::new("raw redis GET", "1 task"), |b| {
-        let key = stored_key.clone();
-        let conn = raw.clone();
-        b.to_async(&rt).iter(|| {
-            let mut conn = conn.clone();
-            let key = key.clone();
-            async move {
-                let v: Vec<u8> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("GET");
-                v
-            }
-        });
-    });
-    group.bench_function(BenchmarkId::new("raw redis GET + decode", "1 task"), |b| {
-        let key = stored_key.clone();
-        let conn = raw.clone();
-        b.to_async(&rt).iter(|| {
-            let mut conn = conn.clone();
-            let key = key.clone();
-            async move { get_and_decode(&mut conn, &key).await }
-        });
-    });
-    group.bench_function(BenchmarkId::new("cached AsyncRedisCache", "1 task"), |b| {
-        let store = theirs.clone();
-        b.to_async(&rt).iter(|| {
-            let store = store.clone();
-            async move { store.async_cache_get(&42).await.expect("get") }
-        });
-    });
-
-    let tasks = format!("{TASKS} tasks");
-    group.bench_function(BenchmarkId::new("cache_fn", &tasks), |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            concurrently(iters, TASKS, || async {
-                std::hint::black_box(product(42).await);
-            })
-        });
-    });
-    group.bench_function(BenchmarkId::new("raw redis GET", &tasks), |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let conn = raw.clone();
-            let key = stored_key.clone();
-            concurrently(iters, TASKS, move || {
-                let mut conn = conn.clone();
-                let key = key.clone();
-                async move {
-                    let v: Vec<u8> = redis::cmd("GET")
-                        .arg(&key)
-                        .query_async(&mut conn)
-                        .await
-                        .expect("GET");
-                    std::hint::black_box(v);
-                }
-            })
-        });
-    });
-    group.bench_function(BenchmarkId::new("raw redis GET + decode", &tasks), |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let conn = raw.clone();
-            let key = stored_key.clone();
-            concurrently(iters, TASKS, move || {
-                let mut conn = conn.clone();
-                let key = key.clone();
-                async move {
-                    std::hint::black_box(get_and_decode(&mut conn, &key).await);
-                }
-            })
-        });
-    });
-    group.bench_function(BenchmarkId::new("cached AsyncRedisCache", &tasks), |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let store = theirs.clone();
-            concurrently(iters, TASKS, move || {
-                let store = store.clone();
-                async move {
-                    std::hint::black_box(store.async_cache_get(&42).await.expect("get"));
-                }
-            })
-        });
-    });
+    for (tasks, rt, ctx) in &setups {
+        let (tasks, rt) = (*tasks, rt);
+        let label = if tasks == 1 {
+            "1 task".to_owned()
+        } else {
+            format!("{tasks} tasks")
+        };
+        for variant in VARIANTS {
+            group.bench_function(BenchmarkId::new(variant.name(), &label), |b| {
+                b.to_async(rt)
+                    .iter_custom(|iters| run(variant, ctx.clone(), iters, tasks));
+            });
+        }
+    }
     group.finish();
+
+    for (tasks, rt, ctx) in &setups {
+        ratios(rt, ctx, *tasks);
+    }
     drop(server);
+}
+
+/// The interleaved pass: per round, every variant runs the same number of reads; the
+/// median time per read of each variant over the rounds gives the P2 ratios.
+fn ratios(rt: &tokio::runtime::Runtime, ctx: &Arc<Ctx>, tasks: usize) {
+    const ROUNDS: usize = 9;
+    let reads: u64 = if tasks == 1 { 2_000 } else { 20_000 };
+    {
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
+        for _ in 0..ROUNDS {
+            for (i, variant) in VARIANTS.iter().enumerate() {
+                times[i].push(rt.block_on(run(*variant, ctx.clone(), reads, tasks)));
+            }
+        }
+        let per_read: Vec<f64> = times
+            .iter_mut()
+            .map(|t| {
+                t.sort();
+                t[ROUNDS / 2].as_secs_f64() * 1e6 / reads as f64
+            })
+            .collect();
+        println!("P2 interleaved, {tasks} task(s), median of {ROUNDS} rounds of {reads} reads:");
+        for (variant, us) in VARIANTS.iter().zip(&per_read) {
+            println!(
+                "  {:<32} {:>8.2} µs/read  {:>9.0} reads/s",
+                variant.name(),
+                us,
+                1e6 / us
+            );
+        }
+        let ours = per_read[0];
+        for (i, variant) in VARIANTS.iter().enumerate().skip(1).take(3) {
+            println!(
+                "  cache_fn vs {}: latency {:.2}x, throughput {:.2}x",
+                variant.name(),
+                ours / per_read[i],
+                per_read[i] / ours
+            );
+        }
+    }
 }
 
 criterion_group!(benches, bench);

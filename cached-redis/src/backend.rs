@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, PoisonError, RwLock};
+use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -79,7 +79,8 @@ pub struct RedisBackend {
     config: RedisConfig,
     client: Client,
     /// One connection per Tokio runtime: a connection's driver task lives on the runtime
-    /// that made it and dies with it.
+    /// that made it and dies with it. The first runtime's is read without a lock.
+    first: OnceLock<(Id, Conn)>,
     conns: RwLock<Vec<(Id, Conn)>>,
     breaker: Breaker,
     /// The bound on one whole call: connecting plus answering.
@@ -200,6 +201,7 @@ impl RedisBackend {
             ),
             config,
             client,
+            first: OnceLock::new(),
             conns: RwLock::new(Vec::new()),
             call_timeout,
             calls: AtomicU64::new(0),
@@ -237,6 +239,12 @@ impl RedisBackend {
             )
         })?;
         let id = handle.id();
+        // The common case, one runtime: a lock-free read.
+        if let Some((first, conn)) = self.first.get() {
+            if *first == id {
+                return Ok(conn.clone());
+            }
+        }
         let conns = self.conns.read().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, conn)) = conns.iter().find(|(i, _)| *i == id) {
             return Ok(conn.clone());
@@ -246,7 +254,20 @@ impl RedisBackend {
         if let Some((_, conn)) = conns.iter().find(|(i, _)| *i == id) {
             return Ok(conn.clone());
         }
-        let conn = match &self.client {
+        let conn = self.new_conn()?;
+        if self.first.set((id, conn.clone())).is_ok() {
+            return Ok(conn);
+        }
+        if conns.len() >= MAX_RUNTIMES {
+            conns.remove(0);
+        }
+        conns.push((id, conn.clone()));
+        Ok(conn)
+    }
+
+    /// A connection for the current runtime; a `ConnectionManager` connects on first use.
+    fn new_conn(&self) -> Result<Conn, CacheError> {
+        Ok(match &self.client {
             Client::Single(client) => {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.config.connect_timeout))
@@ -259,12 +280,7 @@ impl RedisBackend {
             }
             #[cfg(feature = "cluster")]
             Client::Cluster(_) => Conn::Cluster(std::sync::Arc::new(tokio::sync::OnceCell::new())),
-        };
-        if conns.len() >= MAX_RUNTIMES {
-            conns.remove(0);
-        }
-        conns.push((id, conn.clone()));
-        Ok(conn)
+        })
     }
 
     async fn link(&self, conn: Conn) -> RedisResult<Link> {
