@@ -157,7 +157,7 @@ pub mod __private {
     pub use cached_core::argkey::{ArgKey, KeyArg};
     pub use cached_core::memoize::{
         assert_cacheable, block_on, evict, infallible, invalidate, is_some, memoize, ready,
-        ready_ok, refresh, succeeded, ttl, Probe, Spec, Uncached, ViaCache,
+        ready_ok, refresh, stored_key, succeeded, ttl, Probe, Spec, Uncached, ViaCache,
     };
     pub use cached_core::{CacheError, CacheSlot};
     pub use std::convert::Infallible;

@@ -296,6 +296,11 @@ impl Cache {
         }
     }
 
+    /// `{key_prefix}:{version}:`, the head of every stored key of this cache.
+    pub(crate) fn head(&self) -> &str {
+        &self.inner.head
+    }
+
     /// The stored key for `key`: `{key_prefix}:{version}:{key}`, with long or unsafe
     /// keys digested (see [`key`](crate::key)).
     pub fn make_key(&self, key: &str) -> String {
@@ -420,6 +425,25 @@ impl Cache {
         if let Ok(Some(v)) = self.fetch::<T>(&skey, true).await {
             return Ok(v);
         }
+        self.compute_missed(&skey, opts, f).await
+    }
+
+    /// The part of [`compute`](Self::compute) after a miss, for an already made stored
+    /// key. The memoizing macros read first themselves (with a key rendered straight
+    /// after the head, one allocation) and enter this, boxed, only on a miss, which
+    /// keeps the hit path's future small.
+    pub(crate) async fn compute_missed<T, E, F, Fut>(
+        &self,
+        skey: &str,
+        opts: &ComputeOptions<'_, T>,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let skey = skey.to_owned();
         let flights = &self.inner.shared.flights;
         let (cell, leader) = flights.join::<T>(&skey);
         if !leader {
@@ -673,7 +697,11 @@ impl Cache {
         &self.inner.shared.counters
     }
 
-    async fn fetch<T: Cacheable>(&self, skey: &str, count: bool) -> Result<Option<T>, CacheError> {
+    pub(crate) async fn fetch<T: Cacheable>(
+        &self,
+        skey: &str,
+        count: bool,
+    ) -> Result<Option<T>, CacheError> {
         match self.inner.backend.get(skey).await {
             Ok(value) if count => Ok(self.decode_counted(skey, value)),
             Ok(value) => Ok(value.and_then(|v| self.decode_value(v).ok())),

@@ -12,9 +12,11 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::convert::Infallible;
 //! use cached_core::memoize::{memoize, Spec};
+//! use cached_core::memoize::stored_key;
 //! let spec = Spec { name: "doc::answer", version: None, ttl: None, lock: false };
-//! let key = Ok("doc:answer".to_owned());
-//! let v = memoize(Ok(cached_core::cache()), key, &spec, None, || async { Ok::<u32, Infallible>(42) }).await;
+//! let cache = Ok(cached_core::cache());
+//! let key = stored_key(&cache, &spec, format_args!("doc:answer"));
+//! let v = memoize(cache, key, &spec, None, || async { Ok::<u32, Infallible>(42) }).await;
 //! assert_eq!(v, Ok(42));
 //! assert_eq!(cached_core::cache().get::<u32>("doc:answer").await.unwrap(), Some(42));
 //! # });
@@ -47,10 +49,70 @@ pub struct Spec {
 /// A predicate deciding whether a computed value is stored.
 pub type StoreIf<'a, T> = Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>;
 
-/// Runs `f` through [`Cache::compute`], or uncached when the cache or the key cannot be had.
+/// Where a call's key comes from: a template's `format_args!`, or a default key.
+pub trait KeySource {
+    /// Appends the key to `out`.
+    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError>;
+}
+
+impl KeySource for std::fmt::Arguments<'_> {
+    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError> {
+        std::fmt::Write::write_fmt(out, self).map_err(ArgKeyError::new)
+    }
+}
+
+impl KeySource for Result<String, ArgKeyError> {
+    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError> {
+        out.push_str(&self?);
+        Ok(())
+    }
+}
+
+/// The stored key of one call, `{key_prefix}:{version}:{key}` (the [`key`](crate::key)
+/// rule applied), rendered in one allocation: the hit path of [`memoize`] makes no other.
+///
+/// ```
+/// use cached_core::memoize::{stored_key, Spec};
+/// let spec = Spec { name: "doc::f", version: Some(3), ttl: None, lock: false };
+/// let cache = Ok(cached_core::cache());
+/// let key = stored_key(&cache, &spec, format_args!("product:{}", 42));
+/// assert_eq!(key.unwrap(), ":3:product:42");
+/// ```
+pub fn stored_key(
+    cache: &Result<Cache, CacheError>,
+    spec: &Spec,
+    key: impl KeySource,
+) -> Result<String, ArgKeyError> {
+    let mut out = String::with_capacity(64);
+    let head_len = match cache {
+        Ok(cache) => {
+            match spec.version {
+                Some(v) if v != cache.version() => {
+                    out.push_str(cache.key_prefix());
+                    out.push(':');
+                    out.push_str(&v.to_string());
+                    out.push(':');
+                }
+                _ => out.push_str(cache.head()),
+            }
+            out.len()
+        }
+        Err(_) => 0,
+    };
+    key.write_key(&mut out)?;
+    if !crate::key::is_safe(&out[head_len..]) {
+        let key = out.split_off(head_len);
+        crate::key::push_safe_key(&mut out, &key);
+    }
+    Ok(out)
+}
+
+/// Reads the stored key `skey` (from [`stored_key`]), or runs `f` through the rest of
+/// [`Cache::compute`] (single-flight, `lock`, `store_if`); uncached when the cache or
+/// the key cannot be had.
 pub async fn memoize<T, E, F, Fut>(
     cache: Result<Cache, CacheError>,
-    key: Result<String, ArgKeyError>,
+    skey: Result<String, ArgKeyError>,
     spec: &Spec,
     store_if: StoreIf<'_, T>,
     f: F,
@@ -60,15 +122,26 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let (cache, key) = match resolve(cache, key, spec) {
-        Some(found) => found,
-        None => return f().await,
+    let (cache, skey) = match (cache, skey) {
+        (Ok(cache), Ok(skey)) => (cache, skey),
+        (Err(e), _) => {
+            log_uncached(spec.name, &e);
+            return f().await;
+        }
+        (Ok(_), Err(e)) => {
+            log_uncached(spec.name, &key_error(spec.name, e));
+            return f().await;
+        }
     };
+    if let Ok(Some(v)) = cache.fetch::<T>(&skey, true).await {
+        return Ok(v);
+    }
     let mut opts = ComputeOptions::new(spec.ttl).lock(spec.lock);
     if let Some(pred) = store_if {
         opts = opts.store_if(pred);
     }
-    cache.compute(&key, &opts, f).await
+    // Boxed: the miss path's state stays out of the hit path's future.
+    Box::pin(cache.compute_missed(&skey, &opts, f)).await
 }
 
 /// Runs `fut` (the function's body) and stores its value, whatever the cache holds

@@ -80,6 +80,14 @@ impl Template {
         })
     }
 
+    /// An expression of type `fmt::Arguments`: the key, not yet rendered (for use
+    /// inline, as an argument of a call).
+    pub fn render_args(&self) -> TokenStream {
+        let format = LitStr::new(&self.format, self.lit.span());
+        let args = &self.args;
+        quote! { ::cached_kit::__private::std::format_args!(#format, #(#args),*) }
+    }
+
     /// An expression of type `String`: the rendered key.
     pub fn render(&self) -> TokenStream {
         let format = LitStr::new(&self.format, self.lit.span());

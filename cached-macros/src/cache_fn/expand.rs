@@ -14,8 +14,12 @@ use crate::template::Template;
 
 /// Everything the generated functions share.
 struct Plan {
-    /// `static __CACHE_SLOT`, `__cache_key`, `__cache_spec`: the common preamble.
+    /// `static __CACHE_SLOT`, `__cache_spec`: the common preamble.
     preamble: TokenStream,
+    /// The key as a `KeySource` expression, for `stored_key` (the memoized call).
+    key_source: TokenStream,
+    /// The key as a `Result<String, ArgKeyError>` expression (the companions).
+    key: TokenStream,
     /// `__cache_store_if`'s definition (empty when everything is stored).
     store_if_def: TokenStream,
     /// The expression passed as `store_if`.
@@ -124,7 +128,6 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
         #[allow(unused_imports)]
         use ::cached_kit::__private::{Uncached as _, ViaCache as _};
         static __CACHE_SLOT: ::cached_kit::__private::CacheSlot = ::cached_kit::__private::CacheSlot::new(#alias);
-        let __cache_key = #key;
         let __cache_spec = ::cached_kit::__private::Spec {
             name: ::cached_kit::__private::std::concat!(::cached_kit::__private::std::module_path!(), "::", #name_lit),
             version: #version,
@@ -132,8 +135,11 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
             lock: #lock,
         };
     };
+    let (key_source, key) = key;
     let plan = Plan {
         preamble,
+        key_source,
+        key,
         store_if_def,
         store_if,
         ret,
@@ -155,14 +161,16 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
     })
 }
 
-/// An expression of type `Result<String, ArgKeyError>`: the call's key.
+/// The call's key: an expression of a `KeySource` type, to pass inline to
+/// `stored_key` (a template's `format_args!`), and one of type
+/// `Result<String, ArgKeyError>` (for the companions).
 fn key_expr(
     args: &Args,
     sig: &Signature,
     info: &FnInfo,
     fn_name: &str,
     errors: &mut Errors,
-) -> Option<TokenStream> {
+) -> Option<(TokenStream, TokenStream)> {
     if let Some(lit) = &args.key {
         if let Some((span, _)) = &args.skip {
             errors.push(syn::Error::new(
@@ -172,7 +180,10 @@ fn key_expr(
         }
         let template = errors.take(Template::parse(lit, info, fn_name))?;
         let rendered = template.render();
-        return Some(quote!(::cached_kit::__private::std::result::Result::Ok(#rendered)));
+        return Some((
+            template.render_args(),
+            quote!(::cached_kit::__private::std::result::Result::Ok(#rendered)),
+        ));
     }
     let skipped: Vec<&syn::Ident> = match &args.skip {
         Some((_, names)) => names.iter().collect(),
@@ -231,13 +242,14 @@ fn key_expr(
             ::cached_kit::__private::key_arg(&mut __cache_key, &#ident);
         });
     }
-    Some(quote! {{
+    let key = quote! {{
         let mut __cache_key = #start;
         #(#types)*
         #(#consts)*
         #(#values)*
         __cache_key.finish()
-    }})
+    }};
+    Some((key.clone(), key))
 }
 
 /// The async block or closure holding the user's body, with the return type pinned
@@ -264,11 +276,13 @@ fn body_closure(plan: &Plan, sig: &Signature, block: &syn::Block) -> TokenStream
 fn cached_body(plan: &Plan, sig: &Signature, block: &syn::Block) -> TokenStream {
     let Plan {
         preamble,
+        key_source,
         store_if_def,
         store_if,
         ret,
         stored,
         is_result,
+        ..
     } = plan;
     let body = body_closure(plan, sig, block);
     // Spanned on the return type: a type that cannot be cached is reported there.
@@ -278,7 +292,7 @@ fn cached_body(plan: &Plan, sig: &Signature, block: &syn::Block) -> TokenStream 
     let call = |f: TokenStream| {
         quote! {
             #memoize(
-                ::cached_kit::__private::slot_get(&__CACHE_SLOT),
+                __cache,
                 __cache_key,
                 &__cache_spec,
                 #store_if,
@@ -314,6 +328,9 @@ fn cached_body(plan: &Plan, sig: &Signature, block: &syn::Block) -> TokenStream 
     };
     quote! {
         #preamble
+        let __cache = ::cached_kit::__private::slot_get(&__CACHE_SLOT);
+        // The stored key, rendered once, straight after the cache's key head.
+        let __cache_key = ::cached_kit::__private::stored_key(&__cache, &__cache_spec, #key_source);
         #store_if_def
         // `mut`: a sync body that changes a `mut` argument makes the closure `FnMut`.
         #[allow(unused_mut)]
@@ -354,6 +371,7 @@ fn invalidate_fn(
         }
     }
     let preamble = &plan.preamble;
+    let key = &plan.key;
     let call = quote! {
         ::cached_kit::__private::invalidate(
             ::cached_kit::__private::slot_get(&__CACHE_SLOT),
@@ -377,6 +395,7 @@ fn invalidate_fn(
         #vis #sig {
             #(#touch)*
             #preamble
+            let __cache_key = #key;
             #run
         }
     }
@@ -392,11 +411,13 @@ fn refresh_fn(
 ) -> TokenStream {
     let Plan {
         preamble,
+        key,
         store_if_def,
         store_if,
         ret,
         stored,
         is_result,
+        ..
     } = plan;
     let mut refresh_sig = sig.clone();
     let name = sig.ident.clone();
@@ -449,6 +470,7 @@ fn refresh_fn(
         #[allow(clippy::too_many_arguments)]
         #vis #refresh_sig {
             #preamble
+            let __cache_key = #key;
             #store_if_def
             // `mut`: a sync body that changes a `mut` argument makes the closure `FnMut`.
         #[allow(unused_mut)]
