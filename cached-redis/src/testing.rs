@@ -123,12 +123,13 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): {INSTALL_HINT}"));
         // If this process ends without dropping the server (a static, a crash), the
-        // watcher kills it within half a second.
+        // watcher kills it within half a second and removes its directory.
         let watcher = Command::new("sh")
             .arg("-c")
-            .arg("while kill -0 \"$0\" 2>/dev/null; do sleep 0.5; done; kill -9 \"$1\" 2>/dev/null")
+            .arg("while kill -0 \"$0\" 2>/dev/null; do sleep 0.5; done; kill -9 \"$1\" 2>/dev/null; sleep 0.2; rm -rf \"$2\"")
             .arg(std::process::id().to_string())
             .arg(child.id().to_string())
+            .arg(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
