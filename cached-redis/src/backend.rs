@@ -315,7 +315,19 @@ impl RedisBackend {
         let conn = self.conn()?;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let run = async {
-            let link = self.link(conn).await?;
+            let mut link = self.link(conn).await?;
+            if admit == Admit::Probe {
+                // The connection may still hold the failure from before Redis came back:
+                // a failed PING makes the manager reconnect, and the second waits for it,
+                // so one probe is enough to recover.
+                if redis::cmd("PING")
+                    .query_async::<()>(&mut link)
+                    .await
+                    .is_err()
+                {
+                    redis::cmd("PING").query_async::<()>(&mut link).await?;
+                }
+            }
             op(link).await
         };
         // A ConnectionManager bounds connecting and answering itself: a second timer per
