@@ -18,7 +18,8 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
     } = func;
     // Evicting never skips the body, so `&mut self` is fine here.
     let info = FnInfo::new(&sig, "cache_evict", false, &mut errors);
-    let fn_name = sig.ident.to_string();
+    // `unraw`: `r#type` is keyed and named as `type`.
+    let fn_name = syn::ext::IdentExt::unraw(&sig.ident).to_string();
     let mut keys = Vec::new();
     match &args.keys {
         None => errors.push(syn::Error::new(

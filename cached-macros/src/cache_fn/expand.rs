@@ -46,7 +46,8 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
         );
     }
     let info = FnInfo::new(&sig, "cache_fn", true, &mut errors);
-    let fn_name = sig.ident.to_string();
+    // `unraw`: `r#type` is keyed and named as `type`.
+    let fn_name = syn::ext::IdentExt::unraw(&sig.ident).to_string();
     let ret = return_type(&sig);
     if contains_impl_trait(&ret) {
         errors.spanned(
@@ -353,7 +354,7 @@ fn invalidate_fn(
 ) -> TokenStream {
     let mut sig = sig.clone();
     let name = sig.ident.clone();
-    sig.ident = format_ident!("{}_invalidate", name);
+    sig.ident = format_ident!("{}_invalidate", syn::ext::IdentExt::unraw(&name));
     sig.output = syn::parse_quote! {
         -> ::cached_kit::__private::std::result::Result<::cached_kit::__private::std::primitive::bool, ::cached_kit::__private::CacheError>
     };
@@ -421,7 +422,7 @@ fn refresh_fn(
     } = plan;
     let mut refresh_sig = sig.clone();
     let name = sig.ident.clone();
-    refresh_sig.ident = format_ident!("{}_refresh", name);
+    refresh_sig.ident = format_ident!("{}_refresh", syn::ext::IdentExt::unraw(&name));
     let body = body_closure(plan, sig, block);
     let refresh = quote_spanned! {return_span(sig)=>
         (&::cached_kit::__private::Probe::<#stored>::new()).refresh

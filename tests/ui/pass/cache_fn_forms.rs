@@ -47,6 +47,12 @@ pub async fn sized<'a, const N: usize>(words: &'a [&'a str]) -> usize {
     words.len() + N
 }
 
+/// A raw identifier as the name: the companions are `type_invalidate`, `type_refresh`.
+#[cache_fn]
+pub fn r#type(code: u8) -> u8 {
+    code
+}
+
 /// A service with cached methods.
 pub struct Service {
     /// Part of the key templates.
@@ -87,6 +93,9 @@ fn main() {
     });
     assert!(read_len("nowhere".into()).is_err());
     warm_up(1);
+    assert_eq!(r#type(3), 3);
+    assert!(type_invalidate(3).unwrap());
+    assert_eq!(type_refresh(3), 3);
     assert!(warm_up_invalidate(1).is_ok());
     let svc = Service { tenant: "t".into() };
     assert_eq!(svc.find(0), None);
