@@ -640,6 +640,30 @@ async fn without_lock_each_process_runs_its_own_body() {
     );
 }
 
+#[test]
+fn lock_true_works_for_sync_fns_called_outside_any_runtime() {
+    // The lock's waiters poll with tokio timers: outside a runtime, the blocking path
+    // drives them on its own small runtime.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    two_processes("sync-locked");
+    #[cache_fn(key = "sync-locked:{x}", cache = "sync-locked-a", lock = true)]
+    fn in_a(x: u32) -> u32 {
+        count(&RUNS);
+        std::thread::sleep(Duration::from_millis(300));
+        x + 1
+    }
+    #[cache_fn(key = "sync-locked:{x}", cache = "sync-locked-b", lock = true)]
+    fn in_b(x: u32) -> u32 {
+        count(&RUNS);
+        std::thread::sleep(Duration::from_millis(300));
+        x + 1
+    }
+    let a = std::thread::spawn(|| in_a(1));
+    let b = std::thread::spawn(|| in_b(1));
+    assert_eq!((a.join().unwrap(), b.join().unwrap()), (2, 2));
+    assert_eq!(RUNS.load(Ordering::SeqCst), 1, "one body ran for both");
+}
+
 // ---------------------------------------------------------------- failing caches
 
 /// A backend whose every operation fails, like an unreachable Redis.
