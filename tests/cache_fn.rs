@@ -68,6 +68,24 @@ async fn a_template_key_is_stored_as_written_and_readable_through_the_handle() {
     assert_eq!(none, Some(None));
 }
 
+#[test]
+fn the_futures_are_send_so_they_fit_axum_handlers_and_spawn() {
+    fn assert_send<F: std::future::Future + Send>(_: F) {}
+    assert_send(product(1));
+    assert_send(product_invalidate(1));
+    assert_send(product_refresh(1));
+    let repo = Repo {
+        tenant: "t".into(),
+        runs: AtomicUsize::new(0),
+    };
+    assert_send(repo.user(1));
+    let user = User {
+        id: 1,
+        name: "a".into(),
+    };
+    assert_send(repo.page(&user, 1));
+}
+
 #[tokio::test]
 async fn companions_invalidate_and_refresh_one_call() {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
