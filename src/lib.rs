@@ -1,4 +1,4 @@
-#![doc = include_str!("../docs/crate.md")]
+#![doc = include_str!("../README.md")]
 
 #[cfg(all(
     feature = "redis",
@@ -149,9 +149,9 @@ fn register_backends() {
 #[doc(hidden)]
 pub mod __private {
     pub use cached_core;
-    pub use std;
     #[cfg(feature = "axum")]
     pub use cached_core::http::view as http;
+    pub use std;
 
     // `#[cache_fn]` and `#[cache_evict]`.
     pub use cached_core::argkey::{ArgKey, KeyArg};
