@@ -86,6 +86,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The value under `key`, or `None` if it is absent or expired.
     async fn get(&self, key: &str) -> Result<Option<Value>, CacheError>;
 
+    /// The same answer as [`get`](Backend::get), given without waiting, by backends that
+    /// can (in-process ones); `None` means "ask `get`". The `Cache` tries this first, so
+    /// an in-memory hit allocates no future.
+    fn get_now(&self, _key: &str) -> Option<Result<Option<Value>, CacheError>> {
+        None
+    }
+
     /// Stores `value` under `key` for `ttl`, replacing any value.
     async fn set(&self, key: &str, value: Value, ttl: Ttl) -> Result<(), CacheError>;
 

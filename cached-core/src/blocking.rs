@@ -6,16 +6,15 @@
 //!
 //! | called from | how the cache future is driven |
 //! |---|---|
-//! | no tokio runtime (a plain thread, `main` without `#[tokio::main]`) | a small process-wide current-thread runtime, shared by every such caller, so timers and Redis I/O work |
+//! | no tokio runtime (a plain thread, `main` without `#[tokio::main]`) | a small process-wide runtime (one worker thread), shared by every such caller, so timers and Redis I/O work |
 //! | a multi-thread tokio runtime (a task, `#[tokio::main]`) | `block_in_place` + the runtime's own handle: the worker hands its other tasks off while it waits |
-//! | a current-thread tokio runtime (`#[tokio::test]`, `flavor = "current_thread"`) | a thread-parking executor on the calling thread |
+//! | a current-thread tokio runtime (`#[tokio::test]`, `flavor = "current_thread"`) | polled on the calling thread inside the context of that same process-wide runtime |
 //!
-//! The last case is the one to know about: the runtime has a single thread and the
-//! caller is blocking it, so nothing that needs that runtime's timers or sockets can
-//! make progress. The in-memory backend needs neither and works there; a Redis cache
-//! or `lock = true` called from a *sync* function on a current-thread runtime would
-//! wait on that runtime: make the function `async`, or call it through
-//! `tokio::task::spawn_blocking`, as for any blocking call in async code.
+//! The last case needs care: the caller's runtime has a single thread and the caller is
+//! blocking it, so nothing driven by that runtime (its timers, its sockets) can make
+//! progress. The cache operations therefore run in the context of the process-wide
+//! runtime, whose worker drives their timers and connections (a Redis backend opens a
+//! connection for that runtime), and the blocked runtime is never waited on.
 //!
 //! ```
 //! let v = cached_core::blocking::block_on(async { 40 + 2 });
@@ -36,7 +35,13 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| handle.block_on(future))
         }
-        Ok(_) => park_on(future),
+        Ok(_) => match fallback() {
+            Some(rt) => {
+                let _context = rt.enter();
+                park_on(future)
+            }
+            None => park_on(future),
+        },
         Err(_) => match fallback() {
             Some(rt) => rt.block_on(future),
             None => park_on(future),
@@ -44,12 +49,14 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// The runtime for callers outside any runtime; `None` if the OS refused to build one.
+/// The runtime for callers outside any runtime or on a current-thread one; `None` if the
+/// OS refused to build one.
 fn fallback() -> Option<&'static Runtime> {
     static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            tokio::runtime::Builder::new_current_thread()
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
                 .enable_all()
                 .thread_name("cached-kit-sync")
                 .build()
@@ -109,6 +116,9 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn inside_a_current_thread_runtime() {
         assert_eq!(block_on(cross_thread_wakeup()), 7);
+        // Timers work although the caller's own runtime is blocked: the process-wide
+        // runtime drives them (this waited forever before).
+        block_on(async { tokio::time::sleep(std::time::Duration::from_millis(5)).await });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

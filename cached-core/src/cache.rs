@@ -702,7 +702,11 @@ impl Cache {
         skey: &str,
         count: bool,
     ) -> Result<Option<T>, CacheError> {
-        match self.inner.backend.get(skey).await {
+        let read = match self.inner.backend.get_now(skey) {
+            Some(read) => read,
+            None => self.inner.backend.get(skey).await,
+        };
+        match read {
             Ok(value) if count => Ok(self.decode_counted(skey, value)),
             Ok(value) => Ok(value.and_then(|v| self.decode_value(v).ok())),
             Err(e) => Err(self.record_error("get", skey, e)),

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moka::future::Cache as Moka;
 use moka::notification::RemovalCause;
 use moka::ops::compute::{CompResult, Op};
+use moka::sync::Cache as Moka;
 use moka::Expiry;
 
 use super::{Backend, Ttl, Value};
@@ -51,6 +51,10 @@ pub enum Bound {
 }
 
 /// The in-memory backend, built on [moka](https://docs.rs/moka).
+///
+/// Every operation completes without waiting (moka's synchronous cache: no I/O, only
+/// short per-key locks), so reads take the [`Backend::get_now`] path and a hit costs no
+/// future at all.
 ///
 /// Entries expire exactly at their TTL (a read after the deadline misses, to the
 /// millisecond); when full, moka's TinyLFU policy chooses what to evict, which keeps
@@ -108,7 +112,7 @@ impl MemoryBackend {
 
     /// Applies pending maintenance (evictions, expirations) now; useful in tests.
     pub async fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
     }
 
     /// The approximate number of live entries.
@@ -127,14 +131,16 @@ impl Backend for MemoryBackend {
         self.stores_objects
     }
 
+    fn get_now(&self, key: &str) -> Option<Result<Option<Value>, CacheError>> {
+        Some(Ok(self.cache.get(key).map(|e| e.value)))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Value>, CacheError> {
-        Ok(self.cache.get(key).await.map(|e| e.value))
+        Ok(self.cache.get(key).map(|e| e.value))
     }
 
     async fn set(&self, key: &str, value: Value, ttl: Ttl) -> Result<(), CacheError> {
-        self.cache
-            .insert(key.to_owned(), Entry { value, ttl })
-            .await;
+        self.cache.insert(key.to_owned(), Entry { value, ttl });
         Ok(())
     }
 
@@ -142,52 +148,45 @@ impl Backend for MemoryBackend {
         let result = self
             .cache
             .entry_by_ref(key)
-            .and_compute_with(|existing| {
-                std::future::ready(match existing {
-                    Some(_) => Op::Nop,
-                    None => Op::Put(Entry { value, ttl }),
-                })
-            })
-            .await;
+            .and_compute_with(|existing| match existing {
+                Some(_) => Op::Nop,
+                None => Op::Put(Entry { value, ttl }),
+            });
         Ok(matches!(result, CompResult::Inserted(_)))
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        Ok(self.cache.remove(key).await.is_some())
+        Ok(self.cache.remove(key).is_some())
     }
 
     async fn incr(&self, key: &str, delta: i64, ttl: Ttl) -> Result<i64, CacheError> {
         let mut failure = None;
-        let result = self
-            .cache
-            .entry_by_ref(key)
-            .and_compute_with(|existing| {
-                let op = match existing.map(|e| e.into_value()) {
-                    None => Op::Put(Entry {
-                        value: Value::Int(delta),
+        let result = self.cache.entry_by_ref(key).and_compute_with(|existing| {
+            let op = match existing.map(|e| e.into_value()) {
+                None => Op::Put(Entry {
+                    value: Value::Int(delta),
+                    ttl,
+                }),
+                Some(Entry {
+                    value: Value::Int(n),
+                    ttl,
+                }) => match n.checked_add(delta) {
+                    Some(sum) => Op::Put(Entry {
+                        value: Value::Int(sum),
                         ttl,
                     }),
-                    Some(Entry {
-                        value: Value::Int(n),
-                        ttl,
-                    }) => match n.checked_add(delta) {
-                        Some(sum) => Op::Put(Entry {
-                            value: Value::Int(sum),
-                            ttl,
-                        }),
-                        None => {
-                            failure = Some(CacheError::Overflow(key.to_owned()));
-                            Op::Nop
-                        }
-                    },
-                    Some(_) => {
-                        failure = Some(CacheError::NotACounter(key.to_owned()));
+                    None => {
+                        failure = Some(CacheError::Overflow(key.to_owned()));
                         Op::Nop
                     }
-                };
-                std::future::ready(op)
-            })
-            .await;
+                },
+                Some(_) => {
+                    failure = Some(CacheError::NotACounter(key.to_owned()));
+                    Op::Nop
+                }
+            };
+            op
+        });
         if let Some(err) = failure {
             return Err(err);
         }
@@ -204,16 +203,13 @@ impl Backend for MemoryBackend {
         let result = self
             .cache
             .entry_by_ref(key)
-            .and_compute_with(|existing| {
-                std::future::ready(match existing {
-                    Some(e) => Op::Put(Entry {
-                        value: e.into_value().value,
-                        ttl,
-                    }),
-                    None => Op::Nop,
-                })
-            })
-            .await;
+            .and_compute_with(|existing| match existing {
+                Some(e) => Op::Put(Entry {
+                    value: e.into_value().value,
+                    ttl,
+                }),
+                None => Op::Nop,
+            });
         Ok(matches!(result, CompResult::ReplacedWith(_)))
     }
 
@@ -226,7 +222,7 @@ impl Backend for MemoryBackend {
             .collect();
         let mut n = 0;
         for key in keys {
-            n += usize::from(self.cache.remove(key.as_str()).await.is_some());
+            n += usize::from(self.cache.remove(key.as_str()).is_some());
         }
         Ok(n)
     }
