@@ -29,11 +29,29 @@ pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Caches an axum handler's responses (Django's `cache_page`). Needs the `axum` feature
-/// of `cached-kit`.
+/// of `cached-kit` (on by default).
 ///
-/// ```ignore
-/// #[cache_view(ttl = 600)]
-/// async fn list_products(State(db): State<Db>, Query(q): Query<Page>) -> Json<Vec<Product>> { /* ... */ }
+/// Arguments: `ttl` (whole seconds or a `Duration`), `cache` (alias), `vary = [..]`
+/// (request headers in the key), `shared = true` (serve one response across credentials),
+/// `max_body` (bytes). The handler gets one extra leading extractor and returns
+/// `Response`; it stays a valid axum handler with any extractors after it.
+///
+/// ```
+/// use axum::{extract::{Path, Query}, routing::get, Json, Router};
+/// use cached_kit::cache_view;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Page {
+///     page: Option<u32>,
+/// }
+///
+/// #[cache_view(ttl = 600, vary = ["Accept-Language"])]
+/// async fn list_products(Path(category): Path<String>, Query(q): Query<Page>) -> Json<Vec<String>> {
+///     Json(vec![format!("{category} page {}", q.page.unwrap_or(1))])
+/// }
+///
+/// let app: Router = Router::new().route("/products/{category}", get(list_products));
+/// # let _ = app;
 /// ```
 #[proc_macro_attribute]
 pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -41,16 +59,33 @@ pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Throttles an axum handler (DRF's throttle classes). Needs the `axum` feature of
-/// `cached-kit`.
+/// `cached-kit` (on by default).
 ///
-/// ```ignore
+/// Arguments: `rate` (`"10/second"`, `"10/minute"`, `"100/hour"`, `"1000/day"`, `"10/m"`,
+/// `"10/5m"`; checked at compile time) and `scope` (`"user"`, the default: the
+/// `ThrottleIdentity` your auth layer inserts, else the client IP; `"anon"`; or a scope
+/// name). Stacked attributes are all evaluated; the longest wait wins. The expansion
+/// adds a first argument (an extractor that checks before any other runs), so serve the
+/// router with `into_make_service_with_connect_info::<SocketAddr>()`.
+///
+/// ```
+/// use axum::{extract::Query, routing::get, Json, Router};
+/// use cached_kit::throttle;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Search {
+///     q: String,
+/// }
+///
 /// #[throttle(rate = "10/minute", scope = "user")]
 /// #[throttle(rate = "1000/day", scope = "user")]
-/// async fn search(Query(q): Query<Search>) -> Json<Vec<Hit>> { /* ... */ }
-/// ```
+/// async fn search(Query(s): Query<Search>) -> Json<Vec<String>> {
+///     Json(vec![s.q])
+/// }
 ///
-/// The rate is checked at compile time. The expansion adds a first argument (an
-/// extractor that checks before any other runs); see the `cached-kit` crate docs.
+/// let app: Router = Router::new().route("/search", get(search));
+/// # let _ = app;
+/// ```
 #[proc_macro_attribute]
 pub fn throttle(args: TokenStream, item: TokenStream) -> TokenStream {
     throttle::throttle(args.into(), item.into()).into()
