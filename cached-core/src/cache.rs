@@ -315,7 +315,10 @@ impl Cache {
     /// the next store).
     pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, CacheError> {
         let skey = self.make_key(key);
-        self.fetch(&skey, true).await
+        match self.fetch_now(&skey, true) {
+            Some(read) => read,
+            None => self.fetch(&skey, true).await,
+        }
     }
 
     /// Whether a value is stored under `key` (Django's `has_key`).
@@ -702,10 +705,30 @@ impl Cache {
         skey: &str,
         count: bool,
     ) -> Result<Option<T>, CacheError> {
-        let read = match self.inner.backend.get_now(skey) {
-            Some(read) => read,
-            None => self.inner.backend.get(skey).await,
-        };
+        if let Some(read) = self.fetch_now(skey, count) {
+            return read;
+        }
+        let read = self.inner.backend.get(skey).await;
+        self.decoded(skey, count, read)
+    }
+
+    /// [`fetch`](Self::fetch) without a future, for backends that answer at once
+    /// ([`Backend::get_now`]); `None` means the backend must be awaited.
+    pub(crate) fn fetch_now<T: Cacheable>(
+        &self,
+        skey: &str,
+        count: bool,
+    ) -> Option<Result<Option<T>, CacheError>> {
+        let read = self.inner.backend.get_now(skey)?;
+        Some(self.decoded(skey, count, read))
+    }
+
+    fn decoded<T: Cacheable>(
+        &self,
+        skey: &str,
+        count: bool,
+        read: Result<Option<Value>, CacheError>,
+    ) -> Result<Option<T>, CacheError> {
         match read {
             Ok(value) if count => Ok(self.decode_counted(skey, value)),
             Ok(value) => Ok(value.and_then(|v| self.decode_value(v).ok())),

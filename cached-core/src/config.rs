@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -481,7 +481,10 @@ impl Caches {
 /// ```
 pub struct CacheSlot {
     alias: &'static str,
-    state: RwLock<Option<(u64, Cache)>>,
+    /// The first resolution: read without a lock while the registry is unchanged since.
+    first: OnceLock<(u64, Cache)>,
+    /// Any later resolution (the registry changed after the first).
+    later: RwLock<Option<(u64, Cache)>>,
 }
 
 impl CacheSlot {
@@ -489,14 +492,20 @@ impl CacheSlot {
     pub const fn new(alias: &'static str) -> Self {
         Self {
             alias,
-            state: RwLock::new(None),
+            first: OnceLock::new(),
+            later: RwLock::new(None),
         }
     }
 
     /// The cache, resolved through [`caches()`].
     pub fn get(&self) -> Result<Cache, CacheError> {
         let generation = caches().generation();
-        if let Some((g, cache)) = &*self.state.read().unwrap_or_else(PoisonError::into_inner) {
+        if let Some((g, cache)) = self.first.get() {
+            if *g == generation {
+                return Ok(cache.clone());
+            }
+        }
+        if let Some((g, cache)) = &*self.later.read().unwrap_or_else(PoisonError::into_inner) {
             if *g == generation {
                 return Ok(cache.clone());
             }
@@ -506,8 +515,10 @@ impl CacheSlot {
         } else {
             caches().get(self.alias)?
         };
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) =
-            Some((generation, cache.clone()));
+        if self.first.set((generation, cache.clone())).is_err() {
+            *self.later.write().unwrap_or_else(PoisonError::into_inner) =
+                Some((generation, cache.clone()));
+        }
         Ok(cache)
     }
 }

@@ -133,7 +133,12 @@ where
             return f().await;
         }
     };
-    if let Ok(Some(v)) = cache.fetch::<T>(&skey, true).await {
+    // In-memory caches answer without a future: the hit path polls nothing.
+    let hit = match cache.fetch_now::<T>(&skey, true) {
+        Some(read) => read,
+        None => cache.fetch::<T>(&skey, true).await,
+    };
+    if let Ok(Some(v)) = hit {
         return Ok(v);
     }
     let mut opts = ComputeOptions::new(spec.ttl).lock(spec.lock);
