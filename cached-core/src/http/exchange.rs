@@ -16,9 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body::{Frame, SizeHint};
 
 use super::cacheable::{may_look_up, may_store, NotStored};
-use super::headers::{
-    self, add_cache_status, ascii, http_date, if_none_match, strong_etag, CACHE_STATUS,
-};
+use super::headers::{self, add_cache_status, ascii, if_none_match, strong_etag, CACHE_STATUS};
 use super::key::{base_key, entry_key, manifest_key, vary_names};
 use super::response::{now_ms, CachedResponse};
 use crate::{Cache, CacheError, CacheSlot};
@@ -264,8 +262,8 @@ fn decorate(
         headers.insert(CACHE_CONTROL, ascii(format!("max-age={max_age}")));
     }
     if !headers.contains_key(EXPIRES) {
-        if let Some(at) = entry.expires_at() {
-            headers.insert(EXPIRES, ascii(http_date(at)));
+        if let Some(expires) = entry.expires_header() {
+            headers.insert(EXPIRES, expires);
         }
     }
     if let Some(age) = age {

@@ -2,15 +2,41 @@
 //! to answer from it (its `ETag` and when it expires). Serializable, so it is stored
 //! through every backend and codec.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
-/// A response as the HTTP cache stores it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct CachedResponse {
+/// A response as the HTTP cache stores it: cheap to clone (an in-memory hit clones
+/// only a reference count), serialized as its [`Stored`] fields.
+#[derive(Clone, Debug)]
+pub(crate) struct CachedResponse(Arc<Stored>);
+
+impl std::ops::Deref for CachedResponse {
+    type Target = Stored;
+
+    fn deref(&self) -> &Stored {
+        &self.0
+    }
+}
+
+impl Serialize for CachedResponse {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CachedResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Stored::deserialize(deserializer).map(|stored| CachedResponse(Arc::new(stored)))
+    }
+}
+
+/// The fields of a [`CachedResponse`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Stored {
     pub(crate) status: u16,
     /// The handler's headers, in order, names lowercase.
     pub(crate) headers: Vec<(String, Bytes)>,
@@ -21,6 +47,12 @@ pub(crate) struct CachedResponse {
     pub(crate) stored_at_ms: u64,
     /// How long it is fresh, in milliseconds.
     pub(crate) ttl_ms: u64,
+    /// Status and headers parsed once, on the first hit that needs them.
+    #[serde(skip)]
+    parsed: OnceLock<(StatusCode, HeaderMap)>,
+    /// The `Expires` value, formatted once (it depends only on the entry).
+    #[serde(skip)]
+    expires: OnceLock<Option<HeaderValue>>,
 }
 
 impl CachedResponse {
@@ -31,7 +63,7 @@ impl CachedResponse {
         etag: HeaderValue,
         ttl: Duration,
     ) -> Self {
-        Self {
+        CachedResponse(Arc::new(Stored {
             status: status.as_u16(),
             headers: headers
                 .iter()
@@ -42,11 +74,20 @@ impl CachedResponse {
             etag: Bytes::copy_from_slice(etag.as_bytes()),
             stored_at_ms: now_ms(),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-        }
+            parsed: OnceLock::new(),
+            expires: OnceLock::new(),
+        }))
     }
+}
 
+impl Stored {
     /// The stored status and headers; entries that no longer parse are dropped.
     pub(crate) fn header_map(&self) -> (StatusCode, HeaderMap) {
+        let (status, map) = self.parsed.get_or_init(|| self.parse_headers());
+        (*status, map.clone())
+    }
+
+    fn parse_headers(&self) -> (StatusCode, HeaderMap) {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         let mut map = HeaderMap::with_capacity(self.headers.len() + 6);
         for (name, value) in &self.headers {
@@ -72,6 +113,16 @@ impl CachedResponse {
     /// Milliseconds it stays fresh, at `now_ms`.
     pub(crate) fn remaining_ms(&self, now_ms: u64) -> u64 {
         self.ttl_ms.saturating_sub(self.age_ms(now_ms))
+    }
+
+    /// The `Expires` header for this entry, formatted on first use.
+    pub(crate) fn expires_header(&self) -> Option<HeaderValue> {
+        self.expires
+            .get_or_init(|| {
+                let at = self.expires_at()?;
+                HeaderValue::try_from(super::headers::http_date(at)).ok()
+            })
+            .clone()
     }
 
     /// When it expires, if that is representable.
