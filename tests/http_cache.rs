@@ -841,6 +841,19 @@ async fn an_unreachable_cache_never_breaks_the_response_and_a_later_one_is_used(
     assert_eq!(runs.get(), 3);
 }
 
+#[tokio::test]
+async fn an_invalid_vary_name_turns_caching_off_without_panicking() {
+    let (base, runs) =
+        rules_app(layer(&memory_cache()).vary(["Accept-Language", "bad name"])).await;
+    for i in 1..=2 {
+        let got = fetch(&format!("{base}/x")).await;
+        assert_eq!(got.status, 200);
+        assert!(got.text().starts_with(&format!("run={i} ")));
+        assert!(!got.is_hit() && !got.is_stored(), "{}", got.cache_status());
+    }
+    assert_eq!(runs.get(), 2, "nothing was served from the cache");
+}
+
 // ---------------------------------------------------------------------------------
 // #[cache_view] on handlers with every kind of extractor.
 

@@ -49,6 +49,8 @@ pub(crate) struct Options {
     pub(crate) source: Source,
     pub(crate) ttl: Option<Duration>,
     pub(crate) vary: Vec<HeaderName>,
+    /// A `vary` name that is not a header name: caching is off (see `CacheLayer::vary`).
+    pub(crate) invalid_vary: Option<String>,
     pub(crate) shared: bool,
     pub(crate) max_body: usize,
     pub(crate) namespace: String,
@@ -56,6 +58,12 @@ pub(crate) struct Options {
 
 impl Options {
     fn cache(&self) -> Result<Cache, CacheError> {
+        if let Some(name) = &self.invalid_vary {
+            return Err(CacheError::config(
+                "CacheLayer::vary",
+                format!("`{name}` is not a header name; nothing is cached until it is fixed"),
+            ));
+        }
         match &self.source {
             Source::Alias {
                 slot,

@@ -76,6 +76,7 @@ impl CacheLayer {
                 },
                 ttl: None,
                 vary: Vec::new(),
+                invalid_vary: None,
                 shared: false,
                 max_body: DEFAULT_MAX_BODY,
                 namespace: "layer".to_owned(),
@@ -134,10 +135,10 @@ impl CacheLayer {
     /// Also key responses by these request headers (added to what the responses' own
     /// `Vary` lists).
     ///
-    /// # Panics
-    ///
-    /// When a name is not a valid header name: a programming error, caught when the
-    /// layer is built. (`#[cache_view(vary = [...])]` checks the names at compile time.)
+    /// A name that is not a valid header name disables the layer's caching (every
+    /// response passes through uncached, and the mistake is logged): varying on a header
+    /// it cannot read would risk serving one variant for another.
+    /// (`#[cache_view(vary = [...])]` checks the names at compile time.)
     ///
     /// ```
     /// let layer = cached_core::http::CacheLayer::new().vary(["Accept-Language", "Accept"]);
@@ -148,15 +149,21 @@ impl CacheLayer {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let names: Vec<HeaderName> = names
-            .into_iter()
-            .map(|n| {
-                let n = n.as_ref();
-                HeaderName::from_bytes(n.as_bytes())
-                    .unwrap_or_else(|_| panic!("CacheLayer::vary: `{n}` is not a header name"))
-            })
-            .collect();
-        self.with(|o| o.vary.extend(names))
+        let mut valid = Vec::new();
+        let mut invalid = None;
+        for name in names {
+            let name = name.as_ref();
+            match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(n) => valid.push(n),
+                Err(_) => invalid = Some(name.to_owned()),
+            }
+        }
+        self.with(|o| {
+            o.vary.extend(valid);
+            if invalid.is_some() {
+                o.invalid_vary = invalid;
+            }
+        })
     }
 
     /// Serve one stored response to every client whatever its `Authorization` and
