@@ -162,7 +162,7 @@ impl Backend for MemoryBackend {
     async fn incr(&self, key: &str, delta: i64, ttl: Ttl) -> Result<i64, CacheError> {
         let mut failure = None;
         let result = self.cache.entry_by_ref(key).and_compute_with(|existing| {
-            let op = match existing.map(|e| e.into_value()) {
+            match existing.map(|e| e.into_value()) {
                 None => Op::Put(Entry {
                     value: Value::Int(delta),
                     ttl,
@@ -184,8 +184,7 @@ impl Backend for MemoryBackend {
                     failure = Some(CacheError::NotACounter(key.to_owned()));
                     Op::Nop
                 }
-            };
-            op
+            }
         });
         if let Some(err) = failure {
             return Err(err);
