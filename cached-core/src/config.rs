@@ -223,6 +223,11 @@ const COMMON_PARAMS: &str = "key_prefix, version, default_ttl, codec";
 impl Cache {
     /// The cache a URL describes, under the alias `"default"`.
     ///
+    /// Schemes of optional backends (`redis://`, ...) are registered by the `cached-kit`
+    /// facade on its first entry point (`cached_kit::cache()`, `cached_kit::caches()`,
+    /// any macro). If this is the program's very first cache call, call
+    /// `cached_kit::caches()` before it; otherwise the scheme reports its feature as off.
+    ///
     /// ```
     /// use cached_core::Cache;
     /// let cache = Cache::from_url("memory://?max_entries=1000&key_prefix=shop&version=2").unwrap();
