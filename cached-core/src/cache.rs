@@ -188,6 +188,7 @@ impl CacheBuilder {
 pub struct ComputeOptions<'a, T> {
     ttl: Option<Duration>,
     lock: bool,
+    lock_ttl: Duration,
     store_if: Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>,
 }
 
@@ -197,6 +198,7 @@ impl<'a, T> ComputeOptions<'a, T> {
         Self {
             ttl,
             lock: false,
+            lock_ttl: LOCK_TTL,
             store_if: None,
         }
     }
@@ -205,6 +207,13 @@ impl<'a, T> ComputeOptions<'a, T> {
     /// stored in the backend (see [`LOCK_TTL`]).
     pub fn lock(mut self, lock: bool) -> Self {
         self.lock = lock;
+        self
+    }
+
+    /// How long the cross-process lock is held before the holder must extend it
+    /// (default [`LOCK_TTL`]).
+    pub fn lock_ttl(mut self, lock_ttl: Duration) -> Self {
+        self.lock_ttl = lock_ttl;
         self
     }
 

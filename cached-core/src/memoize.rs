@@ -13,7 +13,7 @@
 //! use std::convert::Infallible;
 //! use cached_core::memoize::{memoize, Spec};
 //! use cached_core::memoize::stored_key;
-//! let spec = Spec { name: "doc::answer", version: None, ttl: None, lock: false };
+//! let spec = Spec { name: "doc::answer", version: None, ttl: None, lock: false, lock_ttl: None };
 //! let cache = Ok(cached_core::cache());
 //! let key = stored_key(&cache, &spec, format_args!("doc:answer"));
 //! let v = memoize(cache, key, &spec, None, || async { Ok::<u32, Infallible>(42) }).await;
@@ -44,6 +44,9 @@ pub struct Spec {
     pub ttl: Option<Duration>,
     /// Coalesce across processes (`lock = true`).
     pub lock: bool,
+    /// How long the cross-process lock is held before it must be extended
+    /// (`lock_ttl = N`), or [`LOCK_TTL`](crate::LOCK_TTL).
+    pub lock_ttl: Option<Duration>,
 }
 
 /// A predicate deciding whether a computed value is stored.
@@ -73,7 +76,7 @@ impl KeySource for Result<String, ArgKeyError> {
 ///
 /// ```
 /// use cached_core::memoize::{stored_key, Spec};
-/// let spec = Spec { name: "doc::f", version: Some(3), ttl: None, lock: false };
+/// let spec = Spec { name: "doc::f", version: Some(3), ttl: None, lock: false, lock_ttl: None };
 /// let cache = Ok(cached_core::cache());
 /// let key = stored_key(&cache, &spec, format_args!("product:{}", 42));
 /// assert_eq!(key.unwrap(), ":3:product:42");
@@ -142,6 +145,9 @@ where
         return Ok(v);
     }
     let mut opts = ComputeOptions::new(spec.ttl).lock(spec.lock);
+    if let Some(lock_ttl) = spec.lock_ttl {
+        opts = opts.lock_ttl(lock_ttl);
+    }
     if let Some(pred) = store_if {
         opts = opts.store_if(pred);
     }
@@ -439,6 +445,7 @@ mod tests {
             version: None,
             ttl: None,
             lock: false,
+            lock_ttl: None,
         }
     }
 

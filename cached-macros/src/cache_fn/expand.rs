@@ -134,6 +134,7 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
             version: #version,
             ttl: #ttl,
             lock: #lock,
+            lock_ttl: ::cached_kit::__private::std::option::Option::None,
         };
     };
     let (key_source, key) = key;
