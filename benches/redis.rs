@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cached::ConcurrentCachedAsync;
-use cached_kit::redis::testing::RedisServer;
 use cached_kit::{cache_fn, caches, Cache, Codec};
+use cached_testing::RedisServer;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::{Deserialize, Serialize};
 

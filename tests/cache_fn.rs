@@ -693,25 +693,36 @@ impl Backend for Failing {
         "failing"
     }
     async fn get(&self, _: &str) -> Result<Option<Value>, CacheError> {
-        Err(CacheError::backend("failing", "connection refused"))
+        Err(CacheError::backend_message("failing", "connection refused"))
     }
     async fn set(&self, _: &str, _: Value, _: Ttl) -> Result<(), CacheError> {
-        Err(CacheError::backend("failing", "connection refused"))
+        Err(CacheError::backend_message("failing", "connection refused"))
     }
     async fn add(&self, _: &str, _: Value, _: Ttl) -> Result<bool, CacheError> {
-        Err(CacheError::backend("failing", "connection refused"))
+        Err(CacheError::backend_message("failing", "connection refused"))
     }
     async fn delete(&self, _: &str) -> Result<bool, CacheError> {
-        Err(CacheError::backend("failing", "connection refused"))
+        Err(CacheError::backend_message("failing", "connection refused"))
     }
     async fn incr(&self, _: &str, _: i64, _: Ttl) -> Result<i64, CacheError> {
-        Err(CacheError::backend("failing", "connection refused"))
+        Err(CacheError::backend_message("failing", "connection refused"))
     }
     async fn touch(&self, _: &str, _: Ttl) -> Result<bool, CacheError> {
-        Err(CacheError::backend("failing", "connection refused"))
+        Err(CacheError::backend_message("failing", "connection refused"))
     }
     async fn clear(&self, _: &str) -> Result<usize, CacheError> {
-        Err(CacheError::backend("failing", "connection refused"))
+        Err(CacheError::backend_message("failing", "connection refused"))
+    }
+    async fn delete_if_equals(&self, _: &str, _: &[u8]) -> Result<bool, CacheError> {
+        Err(CacheError::backend_message("failing", "connection refused"))
+    }
+    async fn expire_if_equals(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: std::time::Duration,
+    ) -> Result<bool, CacheError> {
+        Err(CacheError::backend_message("failing", "connection refused"))
     }
 }
 

@@ -114,7 +114,7 @@ fn memory_bytes_cache() -> Cache {
 
 #[cfg(feature = "redis")]
 fn redis_cache() -> Cache {
-    use cached_kit::redis::testing::RedisServer;
+    use cached_testing::RedisServer;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let server = RedisServer::shared();
     let backend =

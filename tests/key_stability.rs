@@ -46,6 +46,17 @@ impl Backend for Recorder {
     async fn clear(&self, _: &str) -> Result<usize, CacheError> {
         Ok(0)
     }
+    async fn delete_if_equals(&self, _: &str, _: &[u8]) -> Result<bool, CacheError> {
+        Ok(false)
+    }
+    async fn expire_if_equals(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: std::time::Duration,
+    ) -> Result<bool, CacheError> {
+        Ok(false)
+    }
 }
 
 #[derive(Serialize)]

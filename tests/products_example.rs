@@ -257,7 +257,7 @@ async fn every_route_of_the_flagship_example() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn the_example_caches_and_throttles_in_redis() {
-    let server = cached_kit::redis::testing::RedisServer::start();
+    let server = cached_testing::RedisServer::start();
     let example = start_with(Some(&server.url()));
     let base = example.base.as_str();
     let client = reqwest::Client::new();

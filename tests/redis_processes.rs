@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cached_kit::redis::testing::RedisServer;
 use cached_kit::{cache, cache_fn};
+use cached_testing::RedisServer;
 
 /// Counts a body's runs in Redis, where every process sees the count.
 async fn count_run(id: u32) {

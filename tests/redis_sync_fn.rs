@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cached_kit::redis::testing::RedisServer;
 use cached_kit::{cache_fn, caches, Cache};
+use cached_testing::RedisServer;
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 

@@ -428,9 +428,9 @@ mod attribute {
 /// The same throttles in Redis, against a real `redis-server` the test starts.
 mod redis {
     use super::*;
-    use cached_redis::testing::RedisServer;
     use cached_redis::throttle::RedisThrottleStore;
     use cached_redis::BreakerState;
+    use cached_testing::RedisServer;
 
     fn store(server: &RedisServer) -> RedisThrottleStore {
         RedisThrottleStore::from_url(&server.url())

@@ -814,6 +814,9 @@ impl Cache {
             Value::Int(n) => T::deserialize(I64Deserializer::<ValueError>::new(n))
                 .map_err(|e| DecodeError::Payload(e.to_string())),
             Value::Bytes(bytes) => self.inner.codec.decode(&bytes),
+            other => Err(DecodeError::Payload(format!(
+                "a value of a kind this version does not know: {other:?}"
+            ))),
         }
     }
 

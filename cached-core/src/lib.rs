@@ -21,7 +21,6 @@ pub mod blocking;
 mod cache;
 pub mod codec;
 mod config;
-mod error;
 mod flight;
 #[cfg(feature = "axum")]
 pub mod http;
@@ -31,15 +30,11 @@ pub mod memoize;
 mod stats;
 pub mod throttle;
 
-#[cfg(feature = "_conformance")]
-#[doc(hidden)]
-pub mod conformance;
-
 pub use backend::{Backend, Ttl, Value};
 pub use cache::{Cache, CacheBuilder, Cacheable, ComputeOptions, DEFAULT_TTL, LOCK_TTL, NO_EXPIRY};
+pub use cached_backend::{BackendFactory, CacheError, CacheUrl, Scheme, ThrottleStoreFactory};
 pub use codec::Codec;
-pub use config::{cache, caches, register_backend, BackendFactory, CacheSlot, CacheUrl, Caches};
-pub use error::CacheError;
+pub use config::{cache, caches, register_scheme, CacheSlot, Caches};
 pub use stats::CacheStats;
 
 pub use backend::dummy::DummyBackend;

@@ -39,17 +39,15 @@
 //! ```
 
 mod memory;
-mod rate;
-mod store;
 
 #[cfg(feature = "axum")]
 mod layer;
 #[cfg(feature = "axum")]
 mod scope;
 
+pub use crate::config::registry::throttle_store_from_url as store_from_url;
+pub use cached_backend::{Decision, ParseRateError, Rate, ThrottleStore};
 pub use memory::{MemoryThrottleStore, DEFAULT_MAX_KEYS};
-pub use rate::{ParseRateError, Rate};
-pub use store::{Decision, ThrottleStore};
 
 #[cfg(feature = "axum")]
 pub use layer::{

@@ -6,7 +6,7 @@ mod memory {
     use cached_core::backend::memory::MemoryBackend;
     use cached_core::Backend;
 
-    cached_core::backend_conformance!(storing, || async {
+    cached_testing::backend_conformance!(storing, || async {
         Arc::new(MemoryBackend::default()) as Arc<dyn Backend>
     });
 }
@@ -18,7 +18,7 @@ mod memory_bytes {
     use cached_core::Backend;
 
     // The byte-bounded memory cache stores encoded values: the codec path in process.
-    cached_core::backend_conformance!(storing, || async {
+    cached_testing::backend_conformance!(storing, || async {
         Arc::new(MemoryBackend::new(Bound::Bytes(64 << 20))) as Arc<dyn Backend>
     });
 }
@@ -28,7 +28,7 @@ mod dummy {
 
     use cached_core::{Backend, DummyBackend};
 
-    cached_core::backend_conformance!(dummy, || async {
+    cached_testing::backend_conformance!(dummy, || async {
         Arc::new(DummyBackend::new()) as Arc<dyn Backend>
     });
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cached_core::backend::{Backend, Ttl, Value};
-use cached_core::CacheError;
+use cached_backend::{Backend, CacheError, Ttl, Value};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Script};
 use tokio::runtime::{Handle, Id};
@@ -53,6 +52,31 @@ static PERSIST: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('PERSIST', KEYS[1])
 return 1
+",
+    )
+});
+
+/// Deletes `KEYS[1]` only if it holds exactly `ARGV[1]`: releasing an owned lock.
+static DELETE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// Gives `KEYS[1]` the expiry `ARGV[2]` ms only if it holds exactly `ARGV[1]`:
+/// extending an owned lock.
+static EXPIRE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
 ",
     )
 });
@@ -233,7 +257,7 @@ impl RedisBackend {
     /// The connection for the current Tokio runtime, made (lazily) if needed.
     fn conn(&self) -> Result<Conn, CacheError> {
         let handle = Handle::try_current().map_err(|_| {
-            CacheError::backend(
+            CacheError::backend_message(
                 NAME,
                 "the Redis backend needs a Tokio runtime: call it from within one",
             )
@@ -307,7 +331,7 @@ impl RedisBackend {
     {
         let admit = self.breaker.admit();
         if admit == Admit::Reject {
-            return Err(CacheError::backend(
+            return Err(CacheError::backend_message(
                 NAME,
                 "circuit breaker open after repeated failures: Redis is not called until a probe succeeds (it recovers by itself)",
             ));
@@ -481,7 +505,7 @@ impl Backend for RedisBackend {
             .call(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
             .await?;
         if raw.len() != keys.len() {
-            return Err(CacheError::backend(
+            return Err(CacheError::backend_message(
                 NAME,
                 format!("MGET of {} keys answered {} values", keys.len(), raw.len()),
             ));
@@ -564,6 +588,38 @@ impl Backend for RedisBackend {
                 Ok(n == 1)
             }
         }
+    }
+
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
+        let n: i64 = self
+            .call(|mut c| async move {
+                DELETE_IF_EQUALS
+                    .key(key)
+                    .arg(expected)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn expire_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let n: i64 = self
+            .call(|mut c| async move {
+                EXPIRE_IF_EQUALS
+                    .key(key)
+                    .arg(expected)
+                    .arg(millis(ttl))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(n == 1)
     }
 
     async fn clear(&self, prefix: &str) -> Result<usize, CacheError> {
@@ -675,7 +731,7 @@ fn to_redis(value: Value) -> Result<Bytes, CacheError> {
     match value {
         Value::Bytes(b) => Ok(b),
         Value::Int(n) => Ok(Bytes::from(n.to_string())),
-        _ => Err(CacheError::backend(
+        _ => Err(CacheError::backend_message(
             NAME,
             "Redis stores encoded values only; the Cache encodes values for backends whose stores_objects() is false",
         )),

@@ -37,7 +37,7 @@
 
 use std::sync::Arc;
 
-use cached_core::{Backend, CacheError, CacheUrl};
+use cached_backend::{Backend, CacheError, CacheUrl, Scheme, ThrottleStore};
 
 mod backend;
 mod breaker;
@@ -47,10 +47,6 @@ pub mod throttle;
 mod tls;
 mod url;
 
-#[cfg(feature = "_testing")]
-#[doc(hidden)]
-pub mod testing;
-
 pub use backend::{RedisBackend, RedisMetrics};
 pub use breaker::BreakerState;
 pub use url::{
@@ -58,30 +54,46 @@ pub use url::{
     DEFAULT_RESPONSE_TIMEOUT,
 };
 
-/// Registers the Redis URL schemes with `cached-core`, so that `CACHE_URL=redis://...`
-/// works: `redis`, plus `rediss` (feature `tls`) and `redis+cluster` / `redis-cluster`
-/// (feature `cluster`). The `cached-kit` facade calls it for you.
+/// The URL schemes this crate provides, for the runtime's one list of backends
+/// (`cached-features`): `redis`, plus `rediss` (feature `tls`) and `redis+cluster` /
+/// `redis-cluster` (feature `cluster`). Each builds a cache backend and a throttle
+/// store. Nothing connects when they build: the connection is made on first use.
 ///
 /// ```
-/// cached_redis::register();
-/// // Building a cache from a URL does not connect: this works with no Redis running.
-/// let cache = cached_core::Cache::from_url("redis://127.0.0.1:1/0?key_prefix=shop").unwrap();
-/// assert_eq!(cache.backend().name(), "redis");
+/// let names: Vec<&str> = cached_redis::schemes().iter().map(|s| s.name).collect();
+/// assert!(names.contains(&"redis"));
+/// let mut url = cached_backend::CacheUrl::parse("CACHE_URL", "redis://127.0.0.1:1/0").unwrap();
+/// let backend = (cached_redis::schemes()[0].backend)(&mut url).unwrap();
+/// assert_eq!(backend.name(), "redis");
 /// ```
-pub fn register() {
-    cached_core::register_backend("redis", factory);
+pub fn schemes() -> Vec<Scheme> {
+    let scheme = |name| Scheme {
+        name,
+        backend: backend_factory,
+        throttle_store: Some(throttle_store_factory),
+    };
+    #[allow(unused_mut)]
+    let mut schemes = vec![scheme("redis")];
     #[cfg(feature = "tls")]
-    cached_core::register_backend("rediss", factory);
+    schemes.push(scheme("rediss"));
     #[cfg(feature = "cluster")]
-    {
-        cached_core::register_backend("redis+cluster", factory);
-        cached_core::register_backend("redis-cluster", factory);
-    }
+    schemes.extend([scheme("redis+cluster"), scheme("redis-cluster")]);
+    schemes
 }
 
-/// The `CACHE_URL` factory: synchronous and lazy (nothing connects here).
-fn factory(url: &mut CacheUrl) -> Result<Arc<dyn Backend>, CacheError> {
+/// A cache backend from a URL: synchronous and lazy (nothing connects here).
+fn backend_factory(url: &mut CacheUrl) -> Result<Arc<dyn Backend>, CacheError> {
     let config = RedisConfig::from_cache_url(url)?;
     url.finish(url::REDIS_PARAMS)?;
     Ok(Arc::new(RedisBackend::new(config)?))
+}
+
+/// A throttle store from a URL (`key_prefix` keeps apps sharing a server apart).
+fn throttle_store_factory(url: &mut CacheUrl) -> Result<Arc<dyn ThrottleStore>, CacheError> {
+    let prefix = url.take("key_prefix").unwrap_or_default();
+    let config = RedisConfig::from_cache_url(url)?;
+    url.finish(url::THROTTLE_PARAMS)?;
+    Ok(Arc::new(
+        throttle::RedisThrottleStore::from_config(config)?.key_prefix(&prefix),
+    ))
 }

@@ -14,13 +14,13 @@ use std::sync::{LazyLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use cached_core::throttle::{Decision, Rate, ThrottleStore};
-use cached_core::CacheError;
+use cached_backend::{CacheError, Decision, Rate, ThrottleStore};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::runtime::{Handle, Id};
 
 use crate::breaker::{Admit, Breaker, BreakerState};
+use crate::RedisConfig;
 use crate::{DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD};
 
 const NAME: &str = "redis";
@@ -152,6 +152,26 @@ impl RedisThrottleStore {
         })
     }
 
+    /// A store for the server `config` describes, with its timeouts. One Redis server
+    /// (or primary): a `redis+cluster://` configuration is an error.
+    ///
+    /// ```
+    /// use cached_redis::{throttle::RedisThrottleStore, RedisConfig};
+    /// let config = RedisConfig::from_url("redis://127.0.0.1:6379/0?response_timeout=200").unwrap();
+    /// assert!(RedisThrottleStore::from_config(config).is_ok());
+    /// ```
+    pub fn from_config(config: RedisConfig) -> Result<Self, CacheError> {
+        let Some(url) = config.single_url() else {
+            return Err(CacheError::config(
+                "RedisThrottleStore",
+                "throttle logs need one Redis server (or primary): Redis Cluster is not supported for throttling",
+            ));
+        };
+        Ok(Self::from_url(url)?
+            .connect_timeout(config.connect_timeout)
+            .response_timeout(config.response_timeout))
+    }
+
     /// Puts `prefix:` in front of every key, so apps sharing a server keep apart.
     ///
     /// ```
@@ -211,7 +231,7 @@ impl RedisThrottleStore {
     /// The connection for the current Tokio runtime, made (lazily) if needed.
     fn conn(&self) -> Result<ConnectionManager, CacheError> {
         let handle = Handle::try_current().map_err(|_| {
-            CacheError::backend(NAME, "the Redis throttle store needs a Tokio runtime")
+            CacheError::backend_message(NAME, "the Redis throttle store needs a Tokio runtime")
         })?;
         let id = handle.id();
         let conns = self
@@ -262,7 +282,7 @@ impl RedisThrottleStore {
     ) -> Result<T, CacheError> {
         let breaker = &self.inner.breaker;
         if breaker.admit() == Admit::Reject {
-            return Err(CacheError::backend(
+            return Err(CacheError::backend_message(
                 NAME,
                 "circuit breaker open after repeated failures: Redis is not called until a probe succeeds (it recovers by itself)",
             ));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cached_core::{CacheError, CacheUrl};
+use cached_backend::{CacheError, CacheUrl};
 
 /// How long to wait for a connection to Redis, by default (`connect_timeout=` in ms).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -15,6 +15,9 @@ pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
 pub const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_millis(1000);
 
 /// The query parameters a Redis cache URL understands besides the common ones.
+pub(crate) const THROTTLE_PARAMS: &str =
+    "connect_timeout, response_timeout, breaker_threshold, breaker_cooldown (milliseconds but the threshold), ca_cert (rediss:// only), key_prefix";
+
 pub(crate) const REDIS_PARAMS: &str =
     "connect_timeout, response_timeout, breaker_threshold, breaker_cooldown (milliseconds but the threshold), ca_cert (rediss:// only), key_prefix, version, default_ttl, codec";
 
@@ -104,7 +107,7 @@ impl RedisConfig {
     /// (`key_prefix`, ...) for the caller. Used by the `CACHE_URL` factory.
     ///
     /// ```
-    /// use cached_core::CacheUrl;
+    /// use cached_backend::CacheUrl;
     /// use cached_redis::RedisConfig;
     /// let mut url = CacheUrl::parse("CACHE_URL", "redis://h:6379/0?response_timeout=50&key_prefix=a").unwrap();
     /// let config = RedisConfig::from_cache_url(&mut url).unwrap();
@@ -208,7 +211,15 @@ impl RedisConfig {
         self.response_timeout
     }
 
-    /// Whether this is a Redis Cluster configuration.
+    /// The URL of the one server, unless this is a cluster configuration.
+    pub(crate) fn single_url(&self) -> Option<&str> {
+        match &self.target {
+            Target::Single(url) => Some(url),
+            Target::Cluster(_) => None,
+        }
+    }
+
+    /// Whether this configuration names Redis Cluster nodes.
     pub fn is_cluster(&self) -> bool {
         matches!(self.target, Target::Cluster(_))
     }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cached_core::{Cache, CacheError};
-use cached_redis::testing::RedisServer;
 use cached_redis::RedisBackend;
+use cached_testing::RedisServer;
 
 fn cache_on(server: &RedisServer, prefix: &str) -> Cache {
     let backend = RedisBackend::from_url(&server.url()).expect("a valid Redis URL");
@@ -166,7 +166,6 @@ async fn counters_are_plain_integers_other_clients_can_increment() {
 
 #[tokio::test]
 async fn cache_urls_build_a_lazy_redis_cache() {
-    cached_redis::register();
     let server = RedisServer::start();
     let url = format!(
         "{}?key_prefix=shop&connect_timeout=300&response_timeout=300",

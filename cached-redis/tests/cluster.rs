@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cached_core::{Backend, Cache};
-use cached_redis::testing::RedisCluster;
 use cached_redis::RedisBackend;
+use cached_testing::RedisCluster;
 
 async fn backend() -> Arc<dyn Backend> {
     let url = RedisCluster::shared().url();
@@ -16,7 +16,7 @@ async fn backend() -> Arc<dyn Backend> {
 /// The whole conformance suite, against the cluster.
 mod conformance {
     use super::backend;
-    cached_core::backend_conformance!(storing, backend);
+    cached_testing::backend_conformance!(storing, backend);
 }
 
 fn slot_of(cluster: &RedisCluster, key: &str) -> u16 {
@@ -44,7 +44,6 @@ fn owner(cluster: &RedisCluster, key: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_on_every_node_work_with_many_key_operations() {
-    cached_redis::register();
     let cluster = RedisCluster::shared();
     let cache = Cache::from_url(&format!("{}?key_prefix=spread", cluster.url())).expect("url");
     let keys: Vec<String> = (0..60).map(|i| format!("item:{i}")).collect();

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cached_core::{Cache, CacheError};
-use cached_redis::testing::RedisServer;
 use cached_redis::{BreakerState, RedisBackend};
+use cached_testing::RedisServer;
 
 const TTL: Duration = Duration::from_secs(60);
 const THRESHOLD: u64 = 3;

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cached_core::{Cache, ComputeOptions};
-use cached_redis::testing::RedisServer;
 use cached_redis::RedisBackend;
+use cached_testing::RedisServer;
 
 const TTL: Duration = Duration::from_secs(60);
 

@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use cached_core::Cache;
-use cached_redis::testing::RedisServer;
 use cached_redis::RedisBackend;
+use cached_testing::RedisServer;
 
 #[tokio::test]
 async fn rediss_urls_talk_tls_to_a_server_with_a_private_ca() {
-    cached_redis::register();
     let server = RedisServer::start_tls();
     let url = format!(
         "{}?ca_cert={}&key_prefix=tls",

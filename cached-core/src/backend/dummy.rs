@@ -67,4 +67,21 @@ impl Backend for DummyBackend {
     async fn clear(&self, _prefix: &str) -> Result<usize, CacheError> {
         Ok(0)
     }
+
+    /// Reports success, as [`add`](Backend::add) does: a lock taken on a dummy cache
+    /// is released without complaint.
+    async fn delete_if_equals(&self, _key: &str, _expected: &[u8]) -> Result<bool, CacheError> {
+        Ok(true)
+    }
+
+    /// Reports success, as [`add`](Backend::add) does: a lock holder on a dummy cache
+    /// never believes it lost its lock.
+    async fn expire_if_equals(
+        &self,
+        _key: &str,
+        _expected: &[u8],
+        _ttl: std::time::Duration,
+    ) -> Result<bool, CacheError> {
+        Ok(true)
+    }
 }

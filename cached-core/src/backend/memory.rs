@@ -226,7 +226,42 @@ impl Backend for MemoryBackend {
         Ok(n)
     }
 
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
+        let result = self
+            .cache
+            .entry_by_ref(key)
+            .and_compute_with(|existing| match existing {
+                Some(e) if holds(e.value(), expected) => Op::Remove,
+                _ => Op::Nop,
+            });
+        Ok(matches!(result, CompResult::Removed(_)))
+    }
+
+    async fn expire_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let result = self
+            .cache
+            .entry_by_ref(key)
+            .and_compute_with(|existing| match existing {
+                Some(e) if holds(e.value(), expected) => Op::Put(Entry {
+                    value: e.into_value().value,
+                    ttl: Some(ttl),
+                }),
+                _ => Op::Nop,
+            });
+        Ok(matches!(result, CompResult::ReplacedWith(_)))
+    }
+
     fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
+}
+
+/// Whether `entry` holds exactly the bytes `expected`.
+fn holds(entry: &Entry, expected: &[u8]) -> bool {
+    matches!(&entry.value, Value::Bytes(b) if b.as_ref() == expected)
 }

@@ -1,17 +1,16 @@
-//! [`ThrottleStore`]: where throttles keep their sliding logs.
+//! [`ThrottleStore`]: where throttles keep their logs.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::Rate;
-use crate::CacheError;
+use crate::{CacheError, Rate};
 
 /// What a [`ThrottleStore`] decided about one request for one key.
 ///
 /// ```
 /// use std::time::Duration;
-/// use cached_core::throttle::Decision;
+/// use cached_backend::Decision;
 /// let refused = Decision::refused(5, Duration::from_millis(1_500));
 /// assert!(!refused.admitted);
 /// assert_eq!(refused.retry_after_secs(), 2);
@@ -70,7 +69,7 @@ impl Decision {
 /// requests that left the window, and admits and records this request only if fewer
 /// than `rate.count()` remain; a refused request is not recorded. So at most `count`
 /// requests are admitted in any trailing window of `rate.period()`, under any
-/// concurrency. Implementations: [`MemoryThrottleStore`](super::MemoryThrottleStore)
+/// concurrency. Implementations: `cached_core::throttle::MemoryThrottleStore`
 /// (one process) and `cached_redis::throttle::RedisThrottleStore` (shared).
 ///
 /// ```

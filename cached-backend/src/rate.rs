@@ -15,7 +15,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cached_core::throttle::Rate;
+/// use cached_backend::Rate;
 ///
 /// let rate: Rate = "100/hour".parse()?;
 /// assert_eq!(rate.count(), 100);
@@ -24,7 +24,7 @@ use std::time::Duration;
 ///
 /// let err = Rate::parse("10/fortnight").unwrap_err();
 /// assert!(err.to_string().contains("`10/fortnight`"));
-/// # Ok::<(), cached_core::throttle::ParseRateError>(())
+/// # Ok::<(), cached_backend::ParseRateError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rate {
@@ -35,7 +35,7 @@ pub struct Rate {
 /// A rate that could not be parsed; its message quotes the rate and says what to write.
 ///
 /// ```
-/// use cached_core::throttle::Rate;
+/// use cached_backend::Rate;
 /// let err = Rate::parse("ten/minute").unwrap_err();
 /// assert_eq!(err.input(), "ten/minute");
 /// ```
@@ -67,7 +67,7 @@ impl Rate {
     /// [`Rate::parse`] for rates that come from outside the program.
     ///
     /// ```
-    /// use cached_core::throttle::Rate;
+    /// use cached_backend::Rate;
     /// const BURST: Rate = Rate::new(10, 60);
     /// assert_eq!(BURST, Rate::parse("10/minute").unwrap());
     /// ```
@@ -192,7 +192,7 @@ impl fmt::Display for Rate {
 /// configuration files as DRF keeps them in `DEFAULT_THROTTLE_RATES`.
 ///
 /// ```
-/// use cached_core::throttle::Rate;
+/// use cached_backend::Rate;
 /// use serde::de::{value::{Error, StrDeserializer}, Deserialize, IntoDeserializer};
 ///
 /// let from_config: StrDeserializer<'_, Error> = "10/m".into_deserializer();

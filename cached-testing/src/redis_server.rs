@@ -1,11 +1,11 @@
 //! Test helpers: real `redis-server` processes on free loopback ports, stopped on drop.
 //!
-//! Internal (feature `_testing`), for this workspace's tests and benches. Every helper
+//! For this workspace's tests and benches. Every helper
 //! panics with an install hint when `redis-server` (or `redis-cli`, `openssl`) is
 //! missing: tests that need Redis never skip silently.
 //!
 //! ```no_run
-//! use cached_redis::testing::RedisServer;
+//! use cached_testing::RedisServer;
 //! let mut server = RedisServer::start();
 //! let url = server.url(); // redis://127.0.0.1:<port>/0
 //! server.pause();         // SIGSTOP: calls now time out

@@ -2,13 +2,13 @@
 //! once and run against every backend of the workspace (memory, dummy, Redis).
 //!
 //! ```text
-//! cached_core::backend_conformance!(storing, || async {
+//! cached_testing::backend_conformance!(storing, || async {
 //!     std::sync::Arc::new(MyBackend::new()) as std::sync::Arc<dyn cached_core::Backend>
 //! });
 //! ```
 //!
 //! `storing` runs the full expectations; `dummy` checks the store-nothing contract
-//! of [`DummyBackend`](crate::DummyBackend) against the same cases. Every case works
+//! of [`DummyBackend`](cached_core::DummyBackend) against the same cases. Every case works
 //! under its own key prefix, so one backend (one Redis server) can serve all cases.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,15 +17,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Value};
-use crate::{Cache, CacheError};
+use cached_core::backend::{Backend, Value};
+use cached_core::{Cache, CacheError};
 
 /// Which contract a backend promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// Stores values (memory, Redis).
     Storing,
-    /// Stores nothing ([`DummyBackend`](crate::DummyBackend)).
+    /// Stores nothing ([`DummyBackend`](cached_core::DummyBackend)).
     Dummy,
 }
 
@@ -74,7 +74,7 @@ macro_rules! backend_conformance {
     (@each $profile:expr, $make:expr; $($case:ident),*) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
-            let backend: ::std::sync::Arc<dyn $crate::Backend> = ($make)().await;
+            let backend: ::std::sync::Arc<dyn $crate::__private::Backend> = ($make)().await;
             $crate::conformance::$case(backend, $profile).await;
         }
     )*};
@@ -629,11 +629,11 @@ pub async fn cache_undecodable_values_are_counted_misses(b: Arc<dyn Backend>, p:
     let cache = cache_over(&b, "garbage");
     let stored = cache.make_key("product:1");
     // Another program's bytes, a value of another codec, and a value of another layout.
-    let mut other_codec = crate::Codec::default()
+    let mut other_codec = cached_core::Codec::default()
         .encode("k", &lamp())
         .expect("encode");
     other_codec[3] = 200;
-    let mut old_layout = crate::Codec::default()
+    let mut old_layout = cached_core::Codec::default()
         .encode("k", &lamp())
         .expect("encode");
     old_layout[2] = 0;
