@@ -426,10 +426,11 @@ mod attribute {
 }
 
 /// The same throttles in Redis, against a real `redis-server` the test starts.
+#[cfg(feature = "redis")]
 mod redis {
     use super::*;
-    use cached_redis::throttle::RedisThrottleStore;
-    use cached_redis::BreakerState;
+    use cached_kit::redis::throttle::RedisThrottleStore;
+    use cached_kit::redis::BreakerState;
     use cached_testing::RedisServer;
 
     fn store(server: &RedisServer) -> RedisThrottleStore {
