@@ -1,12 +1,21 @@
 //! Codecs: how values cross a process boundary, and the header that guards them.
 //!
-//! Every encoded value starts with a 4-byte header: the magic bytes `0xCA 0x4B`, the
-//! layout version ([`LAYOUT_VERSION`]) and the codec id. A value whose header does not
-//! match the cache's codec (written by another codec, an older layout, or another
-//! program) is a *decode error*: the cache treats it as a miss, overwrites it on the
-//! next store and counts it in `decode_errors`. It never panics and never returns
-//! garbage. The magic's first byte is not ASCII, so an encoded value can never be
-//! mistaken for a plain-integer counter.
+//! Every encoded value starts with a 12-byte header: the magic bytes `0xCA 0x4B`, the
+//! layout version ([`LAYOUT_VERSION`]), the codec id, and the [`fingerprint`] of the
+//! Rust type that was stored (8 bytes, little-endian). A value whose header does not
+//! match (written by another codec, an older layout, another program, or for another
+//! type) is a *decode error*: the cache treats it as a miss, overwrites it on the next
+//! store and counts it in `decode_errors`. The magic's first byte is not ASCII, so an
+//! encoded value can never be mistaken for a plain-integer counter.
+//!
+//! Decoding never aborts or panics, whatever the bytes. The fingerprint turns "another
+//! type" into a cheap miss before any decoding; for what it cannot see (a struct that
+//! kept its name but changed its fields between two builds of a rolling deploy, a
+//! forged value) the decoder is bounded by the stored length: bincode is given an
+//! allocation limit of 16 times the payload (no field claims more memory than 16 times
+//! the bytes it is encoded in), so a forged length is an error, not an attempt to
+//! allocate exabytes; postcard and JSON never allocate more than their input holds.
+//! Property tests feed arbitrary bytes to every codec.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,10 +24,29 @@ use crate::CacheError;
 
 /// The magic bytes that start every encoded value.
 pub const MAGIC: [u8; 2] = [0xCA, 0x4B];
-/// The version of the encoded layout; bumped when the layout changes.
-pub const LAYOUT_VERSION: u8 = 1;
+/// The version of the encoded layout; bumped when the layout changes (2: the type
+/// fingerprint joined the header).
+pub const LAYOUT_VERSION: u8 = 2;
 /// The header's length in bytes.
-pub const HEADER_LEN: usize = 4;
+pub const HEADER_LEN: usize = 12;
+
+/// A stable fingerprint of the Rust type `T`: the 64-bit FNV-1a hash of
+/// [`std::any::type_name`]. The same in every process of one build (the type name may
+/// change with the compiler version: values written by another toolchain then miss
+/// once and are overwritten).
+///
+/// ```
+/// use cached_core::codec::fingerprint;
+/// assert_eq!(fingerprint::<Vec<u32>>(), fingerprint::<Vec<u32>>());
+/// assert_ne!(fingerprint::<Vec<u32>>(), fingerprint::<Vec<u64>>());
+/// ```
+pub fn fingerprint<T: ?Sized>() -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    std::any::type_name::<T>()
+        .bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
 
 /// A serde codec for values stored in remote (or byte-bounded) backends.
 ///
@@ -66,6 +94,8 @@ pub enum DecodeError {
     Layout(u8),
     /// The value was written by another codec.
     OtherCodec(u8),
+    /// The value was stored for another Rust type (its [`fingerprint`] differs).
+    OtherType,
     /// The header matches but the payload does not decode as the requested type.
     Payload(String),
 }
@@ -76,6 +106,7 @@ impl std::fmt::Display for DecodeError {
             DecodeError::NoHeader => f.write_str("not written by cached-kit (no header)"),
             DecodeError::Layout(v) => write!(f, "written with layout version {v}"),
             DecodeError::OtherCodec(id) => write!(f, "written by another codec (id {id})"),
+            DecodeError::OtherType => f.write_str("stored for another Rust type"),
             DecodeError::Payload(m) => write!(f, "payload does not decode: {m}"),
         }
     }
@@ -127,7 +158,8 @@ impl Codec {
         }
     }
 
-    /// Encodes `value` (stored under `key`, for the error message) with its header.
+    /// Encodes `value` (stored under `key`, for the error message) behind its header,
+    /// which carries the [`fingerprint`] of `T`.
     pub fn encode<T: Serialize + ?Sized>(
         self,
         key: &str,
@@ -138,6 +170,7 @@ impl Codec {
         out.extend_from_slice(&MAGIC);
         out.push(LAYOUT_VERSION);
         out.push(self.id());
+        out.extend_from_slice(&fingerprint::<T>().to_le_bytes());
         let err = |message: String| CacheError::Encode {
             key: key.to_owned(),
             codec: self.name(),
@@ -163,25 +196,15 @@ impl Codec {
         Ok(out)
     }
 
-    /// Decodes a value written by [`Codec::encode`] with this codec.
+    /// Decodes a value written by [`Codec::encode`] with this codec for type `T`.
+    /// Never panics and never allocates beyond a bound tied to `bytes.len()`.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, DecodeError> {
-        if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
-            return Err(DecodeError::NoHeader);
-        }
-        if bytes[2] != LAYOUT_VERSION {
-            return Err(DecodeError::Layout(bytes[2]));
-        }
-        if bytes[3] != self.id() {
-            return Err(DecodeError::OtherCodec(bytes[3]));
-        }
-        let payload = &bytes[HEADER_LEN..];
+        let payload = self.payload::<T>(bytes)?;
         let fail = |m: String| DecodeError::Payload(m);
         match self {
             #[cfg(feature = "bincode")]
             Codec::Bincode => {
-                let (value, read) =
-                    bincode::serde::decode_from_slice(payload, bincode::config::standard())
-                        .map_err(|e| fail(e.to_string()))?;
+                let (value, read) = bincode_bounded::<T>(payload)?;
                 if read != payload.len() {
                     return Err(fail(format!("{} trailing bytes", payload.len() - read)));
                 }
@@ -205,6 +228,59 @@ impl Codec {
             ))),
         }
     }
+}
+
+impl Codec {
+    /// The payload after a header that matches this codec and `T`.
+    fn payload<T>(self, bytes: &[u8]) -> Result<&[u8], DecodeError> {
+        let (Some(magic), Some(&layout), Some(&codec), Some(print)) = (
+            bytes.get(..2),
+            bytes.get(2),
+            bytes.get(3),
+            bytes.get(4..HEADER_LEN),
+        ) else {
+            return Err(DecodeError::NoHeader);
+        };
+        if magic != MAGIC {
+            return Err(DecodeError::NoHeader);
+        }
+        if layout != LAYOUT_VERSION {
+            return Err(DecodeError::Layout(layout));
+        }
+        if codec != self.id() {
+            return Err(DecodeError::OtherCodec(codec));
+        }
+        if print != fingerprint::<T>().to_le_bytes() {
+            return Err(DecodeError::OtherType);
+        }
+        Ok(&bytes[HEADER_LEN..])
+    }
+}
+
+/// bincode's decoder with an allocation limit of about 16 times `payload.len()`.
+///
+/// bincode checks every length it reads against its configured limit before it
+/// allocates (strings, byte buffers, arrays), and counts each field at its in-memory
+/// size, which is at most 16 times its encoded size (a `u128` in one varint byte). The
+/// limit is a const generic, so the smallest of a few powers of two that covers the
+/// payload is chosen; payloads over 4 GiB decode without a limit.
+#[cfg(feature = "bincode")]
+fn bincode_bounded<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), DecodeError> {
+    use bincode::config::standard;
+    let needed = payload.len().saturating_mul(16).saturating_add(256);
+    let fail = |e: bincode::error::DecodeError| DecodeError::Payload(e.to_string());
+    macro_rules! bounded {
+        ($($limit:expr),*) => {$(
+            if needed <= $limit {
+                return bincode::serde::decode_from_slice(payload, standard().with_limit::<{ $limit }>())
+                    .map_err(fail);
+            }
+        )*};
+    }
+    bounded!(1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 28);
+    #[cfg(target_pointer_width = "64")]
+    bounded!(1 << 32, 1 << 36);
+    bincode::serde::decode_from_slice(payload, standard()).map_err(fail)
 }
 
 #[cfg(test)]
@@ -255,8 +331,10 @@ mod tests {
                 Err(DecodeError::OtherCodec(99))
             );
             let text = codec.encode("k", &"not a product").expect("encodes");
+            assert_eq!(codec.decode::<Product>(&text), Err(DecodeError::OtherType));
+            // The same bytes relabelled as a `Product` reach the decoder, which refuses.
             assert!(matches!(
-                codec.decode::<Product>(&text),
+                codec.decode::<Product>(&relabel::<Product>(text)),
                 Err(DecodeError::Payload(_))
             ));
         }
@@ -268,6 +346,140 @@ mod tests {
                 id: self.id,
                 name: self.name.clone(),
                 price: self.price,
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct OldLayout {
+        id: u64,
+        checksum: u64,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct NewLayout {
+        id: u64,
+        name: String,
+    }
+
+    /// `bytes` as if written for `T` (its fingerprint in the header): what an older
+    /// build stored under the same type name.
+    fn relabel<T>(mut bytes: Vec<u8>) -> Vec<u8> {
+        bytes[4..HEADER_LEN].copy_from_slice(&fingerprint::<T>().to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn another_type_is_a_miss_before_decoding() {
+        for codec in enabled() {
+            let bytes = codec.encode("k", &vec![1u32, 2]).expect("encodes");
+            assert_eq!(
+                codec.decode::<Vec<u64>>(&bytes),
+                Err(DecodeError::OtherType)
+            );
+            assert_eq!(codec.decode::<Vec<u32>>(&bytes), Ok(vec![1, 2]));
+        }
+    }
+
+    #[test]
+    fn a_changed_struct_under_the_same_name_is_an_error_not_an_abort() {
+        // A rolling deploy: the old build stored {id, checksum}; the new one reads
+        // {id, name} under the same type name. The checksum is read as the length of
+        // the name: 1311768467463790320 bytes (the process aborted here before).
+        for codec in enabled() {
+            let old = OldLayout {
+                id: 7,
+                checksum: 0x1234_5678_9abc_def0,
+            };
+            let bytes = relabel::<NewLayout>(codec.encode("k", &old).expect("encodes"));
+            assert!(matches!(
+                codec.decode::<NewLayout>(&bytes),
+                Err(DecodeError::Payload(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn forged_lengths_are_errors_not_aborts() {
+        for codec in enabled() {
+            // A header for `String` followed by a maximal length (varint u64 marker
+            // 0xFD + 8 bytes): 13 bytes that asked for 2^64 - 1 bytes.
+            let mut forged = codec.encode("k", &String::new()).expect("encodes");
+            forged.truncate(HEADER_LEN);
+            forged.extend_from_slice(&[0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+            assert!(codec.decode::<String>(&forged).is_err());
+            let mut vec = codec.encode("k", &Vec::<String>::new()).expect("encodes");
+            vec.truncate(HEADER_LEN);
+            vec.extend_from_slice(&[0xFC, 0xFF, 0xFF, 0xFF, 0x7F, 0x01, 0x41]);
+            assert!(codec.decode::<Vec<String>>(&vec).is_err());
+        }
+    }
+
+    mod arbitrary_bytes {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        #[derive(Debug, Serialize, Deserialize)]
+        enum Shape {
+            Point,
+            Circle { r: f64 },
+            Poly(Vec<(i32, i32)>),
+        }
+
+        #[derive(Debug, Serialize, Deserialize)]
+        struct Everything {
+            id: u64,
+            name: String,
+            tags: Vec<String>,
+            scores: HashMap<String, u32>,
+            shape: Option<Shape>,
+            raw: Vec<u8>,
+            wide: u128,
+        }
+
+        /// Decodes `payload` behind a valid header for `T` with every codec; only
+        /// checks that it returns.
+        fn feed<T: DeserializeOwned>(payload: &[u8]) {
+            for codec in enabled() {
+                let mut bytes = codec.encode("k", &()).expect("encodes");
+                bytes.truncate(HEADER_LEN);
+                let mut bytes = relabel::<T>(bytes);
+                bytes.extend_from_slice(payload);
+                let _ = codec.decode::<T>(&bytes);
+                // Without a header, too.
+                let _ = codec.decode::<T>(payload);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn never_panics_or_aborts(payload in proptest::collection::vec(any::<u8>(), 0..96)) {
+                feed::<Everything>(&payload);
+                feed::<Vec<String>>(&payload);
+                feed::<HashMap<u64, Vec<u8>>>(&payload);
+                feed::<String>(&payload);
+                feed::<Shape>(&payload);
+            }
+
+            #[test]
+            fn truncated_values_are_errors(cut in 0usize..64) {
+                for codec in enabled() {
+                    let value = Everything {
+                        id: 1,
+                        name: "lamp".into(),
+                        tags: vec!["a".into(), "b".into()],
+                        scores: HashMap::from([("x".into(), 3)]),
+                        shape: Some(Shape::Poly(vec![(1, 2), (3, 4)])),
+                        raw: vec![9; 10],
+                        wide: u128::MAX,
+                    };
+                    let bytes = codec.encode("k", &value).expect("encodes");
+                    let cut = cut.min(bytes.len() - 1);
+                    prop_assert!(codec.decode::<Everything>(&bytes[..cut]).is_err());
+                }
             }
         }
     }

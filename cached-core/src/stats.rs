@@ -1,7 +1,8 @@
-//! Counters every cache keeps, and the rate-limited error log.
+//! Counters every cache keeps, and its rate-limited error log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::log::RateLimited;
 
 use serde::Serialize;
 
@@ -53,14 +54,9 @@ pub(crate) struct Counters {
     pub errors: AtomicU64,
     pub decode_errors: AtomicU64,
     pub coalesced_waits: AtomicU64,
-    /// Unix millis of the last error logged, for rate limiting.
-    last_logged: AtomicU64,
-    /// Errors not logged since the last one that was.
-    suppressed: AtomicU64,
+    /// Backend errors are logged at most once a second per cache.
+    pub errors_log: RateLimited,
 }
-
-/// Errors are logged at most once per this many milliseconds per cache.
-const LOG_INTERVAL_MS: u64 = 1_000;
 
 pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -82,27 +78,6 @@ impl Counters {
             errors: get(&self.errors),
             decode_errors: get(&self.decode_errors),
             coalesced_waits: get(&self.coalesced_waits),
-        }
-    }
-
-    /// Whether an error may be logged now; if not, it is counted as suppressed.
-    /// Returns the number suppressed since the last logged one.
-    pub fn may_log(&self) -> Option<u64> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let last = self.last_logged.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= LOG_INTERVAL_MS
-            && self
-                .last_logged
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            Some(self.suppressed.swap(0, Ordering::Relaxed))
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            None
         }
     }
 }

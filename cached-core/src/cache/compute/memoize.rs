@@ -24,11 +24,11 @@
 
 use std::convert::Infallible;
 use std::future::{Future, Ready};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::argkey::ArgKeyError;
 use crate::cache::{Cache, Cacheable, ComputeOptions};
+use crate::log::RateLimited;
 use crate::CacheError;
 
 pub use crate::blocking::block_on;
@@ -412,25 +412,10 @@ fn key_error(name: &'static str, e: ArgKeyError) -> CacheError {
     }
 }
 
-/// Unix millis of the last log line, for rate limiting (one line per second).
-static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
-static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
-
 fn log_uncached(name: &'static str, err: &CacheError) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let last = LAST_LOGGED.load(Ordering::Relaxed);
-    if now.saturating_sub(last) >= 1_000
-        && LAST_LOGGED
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+    static LOG: RateLimited = RateLimited::new();
+    if let Some(suppressed) = LOG.allow() {
         tracing::warn!(function = name, error = %err, suppressed, "running uncached");
-    } else {
-        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
