@@ -364,9 +364,10 @@ pub trait Uncached<T> {
 
 impl<T> Uncached<T> for &Probe<T> {}
 
-/// What a `ttl = <expression>` argument may be: a `std::time::Duration`.
+/// What a `ttl = <expression>` (or `lock_ttl = <expression>`) argument may be: a
+/// `std::time::Duration`.
 #[diagnostic::on_unimplemented(
-    message = "`ttl` must be a `std::time::Duration`, not `{Self}`",
+    message = "`ttl` and `lock_ttl` take a `std::time::Duration`, not `{Self}`",
     label = "expected a `Duration`",
     note = "write whole seconds as an integer literal (`ttl = 600`), or a `Duration` expression (`ttl = Duration::from_secs(TEN_MINUTES)`)"
 )]

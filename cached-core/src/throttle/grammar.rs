@@ -107,13 +107,13 @@ fn unit_seconds(unit: &str) -> Result<u64, &'static str> {
         return Err(UNKNOWN);
     }
     if unit.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err("the unit is written in lower case (`minute`, `m`)");
+        return Err("the unit must be lower case (`minute`, `m`)");
     }
     if unit.starts_with("mo") {
-        return Err("months are not a throttle period: write days (`10/30d`)");
+        return Err("months are not a throttle period (count in days: `10/30d`)");
     }
     if unit.starts_with("ms") || unit.starts_with("mil") {
-        return Err("milliseconds are not a throttle period: write seconds (`10/s`)");
+        return Err("milliseconds are not a throttle period (the shortest unit is the second: `10/s`)");
     }
     match first {
         b's' => Ok(1),
