@@ -75,8 +75,11 @@ pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Throttles an axum handler (DRF's throttle classes). Needs the `axum` feature of
 /// `cached-kit` (on by default).
 ///
-/// Arguments: `rate` (`"10/second"`, `"10/minute"`, `"100/hour"`, `"1000/day"`, `"10/m"`,
-/// `"10/5m"`; checked at compile time) and `scope` (`"user"`, the default: the
+/// Arguments: `rate` (`"10/second"`, `"10/minute"`, `"100/hour"`, `"1000/day"`; as in DRF
+/// the unit is read from its first letter, so `"10/m"`, `"100/hr"` and `"5/sec"` work
+/// too; a multiple is `"10/5m"` or DRF's `"1/2-sec"`; checked at compile time with the
+/// grammar of `Rate::parse`, and a bad rate is a compile error quoting it) and `scope`
+/// (`"user"`, the default: the
 /// `ThrottleIdentity` your auth layer inserts, else the client IP; `"anon"`; or a scope
 /// name). Stacked attributes are all evaluated; the longest wait wins. The expansion
 /// adds a first argument (an extractor that checks before any other runs), so serve the

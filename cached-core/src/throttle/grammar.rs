@@ -113,7 +113,9 @@ fn unit_seconds(unit: &str) -> Result<u64, &'static str> {
         return Err("months are not a throttle period (count in days: `10/30d`)");
     }
     if unit.starts_with("ms") || unit.starts_with("mil") {
-        return Err("milliseconds are not a throttle period (the shortest unit is the second: `10/s`)");
+        return Err(
+            "milliseconds are not a throttle period (the shortest unit is the second: `10/s`)",
+        );
     }
     match first {
         b's' => Ok(1),
@@ -129,3 +131,9 @@ fn unit_seconds(unit: &str) -> Result<u64, &'static str> {
 pub fn message(input: &str, reason: &str) -> String {
     format!("invalid throttle rate `{input}`: {reason}; {EXPECTED}")
 }
+
+/// One row of the shared table of spellings (`grammar_table.rs`), which the tests of
+/// both crates run: the rate, then its count and period in seconds, or a fragment of the
+/// error's reason.
+#[cfg(test)]
+pub type TableRow = (&'static str, Result<(u32, u64), &'static str>);

@@ -1,7 +1,7 @@
 // The rates both sides of the grammar are tested on: `Rate::parse` (cached-core's
 // `throttle::rate` tests) and `#[throttle(rate = "...")]` (cached-macros' `throttle::args`
 // tests) each run every row through their own entry point and expect the same outcome.
-// Included with `include!` as an expression of type `&[(&str, Result<(u32, u64), &str>)]`:
+// Included with `include!` as an expression of type `&[grammar::TableRow]`:
 // the rate, then its count and period in seconds, or a fragment of the error's reason.
 &[
     // DRF's documentation.

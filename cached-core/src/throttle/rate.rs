@@ -177,7 +177,7 @@ mod tests {
     /// The shared table (also run by `#[throttle]`'s tests), through `Rate::parse`.
     #[test]
     fn the_shared_table_of_spellings() {
-        let table: &[(&str, Result<(u32, u64), &str>)] = include!("grammar_table.rs");
+        let table: &[grammar::TableRow] = include!("grammar_table.rs");
         for &(input, expected) in table {
             match (Rate::parse(input), expected) {
                 (Ok(rate), Ok(want)) => {

@@ -557,11 +557,7 @@ fn key_expr(
         }
     }
     let mut values = Vec::new();
-    for param in info
-        .params
-        .iter()
-        .filter(|p| !skipped.iter().any(|s| *s == p.ident))
-    {
+    for param in info.params.iter().filter(|p| !skipped.contains(&p.ident)) {
         let ident = &param.ident;
         if matches!(param.ty, Type::ImplTrait(_)) {
             types.push(quote!(__cache_key.type_of(&#ident);));

@@ -100,7 +100,7 @@ mod tests {
     /// The shared table (also run by `Rate::parse`'s tests), through the macro's parser.
     #[test]
     fn the_shared_table_of_spellings() {
-        let table: &[(&str, Result<(u32, u64), &str>)] =
+        let table: &[crate::grammar::TableRow] =
             include!("../../../cached-core/src/throttle/grammar_table.rs");
         for &(input, expected) in table {
             match (macro_side(input), expected) {
