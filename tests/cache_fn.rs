@@ -855,3 +855,21 @@ async fn mut_arguments_self_fields_and_generics_reach_the_one_body() {
     assert_eq!(Shop::build(4), vec![4, 0]);
     assert_eq!(Shop::build_refresh(4), vec![4, 0]);
 }
+
+#[tokio::test]
+async fn a_free_fn_whose_body_has_its_own_impl_is_still_a_free_fn() {
+    // `Self` inside an item nested in the body is that item's, not the function's.
+    #[cache_fn(key = "nested-impl:{x}")]
+    fn nested(x: u32) -> u32 {
+        struct Twice(u32);
+        impl Twice {
+            fn new(x: u32) -> Self {
+                Twice(x * 2)
+            }
+        }
+        Twice::new(x).0
+    }
+    assert_eq!(nested(2), 4);
+    assert_eq!(nested_refresh(2), 4);
+    assert_eq!(cache().get::<u32>("nested-impl:2").await.unwrap(), Some(4));
+}

@@ -169,11 +169,62 @@ pub fn return_span(sig: &Signature) -> Span {
     }
 }
 
-/// Whether `tokens` name the `Self` type anywhere (macro arguments included).
-pub fn mentions_self_type(tokens: TokenStream) -> bool {
+/// Whether a function with this signature and body names the `Self` type, so that it
+/// must be in an `impl` block. Items nested in the body are skipped: their `Self` is
+/// their own. Macro arguments are searched token by token.
+pub fn names_self_type(sig: &Signature, stmts: &[syn::Stmt]) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+        fn visit_path(&mut self, path: &'ast syn::Path) {
+            if path.segments.iter().any(|s| s.ident == "Self") {
+                self.0 = true;
+            }
+            syn::visit::visit_path(self, path);
+        }
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            self.0 |= tokens_name_self(mac.tokens.clone());
+            syn::visit::visit_macro(self, mac);
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_signature(&mut finder, sig);
+    for stmt in stmts {
+        syn::visit::Visit::visit_stmt(&mut finder, stmt);
+    }
+    finder.0
+}
+
+fn tokens_name_self(tokens: TokenStream) -> bool {
     tokens.into_iter().any(|tt| match tt {
         TokenTree::Ident(ident) => ident == "Self",
-        TokenTree::Group(group) => mentions_self_type(group.stream()),
+        TokenTree::Group(group) => tokens_name_self(group.stream()),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_self_type;
+
+    fn names_self(item: &str) -> bool {
+        let func: crate::item::MaybeItemFn = syn::parse_str(item).expect("a function");
+        names_self_type(&func.sig, &func.stmts)
+    }
+
+    #[test]
+    fn self_in_the_signature_the_body_or_a_macro_counts() {
+        assert!(names_self("fn f() -> Vec<Self> { Vec::new() }"));
+        assert!(names_self("fn f(x: u32) -> u32 { Self::BASE + x }"));
+        assert!(names_self("fn f() -> u32 { let s = Self { a: 1 }; s.a }"));
+        assert!(names_self("fn f() -> Vec<u32> { vec![Self::A] }"));
+        assert!(!names_self("fn f(x: u32) -> u32 { x }"));
+    }
+
+    #[test]
+    fn self_inside_a_nested_item_is_not_the_functions() {
+        assert!(!names_self(
+            "fn f() -> u32 { struct X; impl X { fn new() -> Self { X } } let _ = X::new(); 1 }"
+        ));
+    }
 }

@@ -26,8 +26,7 @@ use super::args::Args;
 use crate::ctxt::Ctxt;
 use crate::item::{is_cfg, is_lint, MaybeItemFn};
 use crate::signature::{
-    contains_impl_trait, mentions_self_type, return_kind, return_span, return_type, FnInfo,
-    ReturnKind,
+    contains_impl_trait, names_self_type, return_kind, return_span, return_type, FnInfo, ReturnKind,
 };
 use crate::template::Template;
 
@@ -212,9 +211,7 @@ fn passing_sig(sig: &Signature) -> Signature {
 fn call_body(func: &MaybeItemFn, info: &FnInfo) -> TokenStream {
     let sig = &func.sig;
     let ident = body_ident(sig);
-    let in_impl = info.has_self
-        || mentions_self_type(quote!(#sig))
-        || func.stmts.iter().any(|s| mentions_self_type(quote!(#s)));
+    let in_impl = info.has_self || names_self_type(sig, &func.stmts);
     let path = if in_impl {
         quote_spanned!(sig.ident.span()=> Self::#ident)
     } else {
