@@ -143,3 +143,40 @@ fn a_sync_evict_works_outside_any_runtime() {
         None
     );
 }
+
+#[tokio::test]
+async fn version_evicts_what_cache_fn_stored_under_that_version() {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    #[cache_fn(key = "evict-versioned:{id}", version = 4)]
+    async fn versioned(id: u32) -> usize {
+        let _ = id;
+        RUNS.fetch_add(1, Ordering::SeqCst) + 1
+    }
+    #[cache_evict(key = "evict-versioned:{id}", version = 4)]
+    async fn update(id: u32) {
+        let _ = id;
+    }
+    // The same key under the cache's own version is another entry, left alone.
+    cache()
+        .set("evict-versioned:1", &7usize, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(versioned(1).await, 1);
+    assert_eq!(versioned(1).await, 1);
+    update(1).await;
+    assert_eq!(
+        cache()
+            .with_version(4)
+            .get::<usize>("evict-versioned:1")
+            .await
+            .unwrap(),
+        None,
+        "the version 4 entry is gone"
+    );
+    assert_eq!(versioned(1).await, 2, "recomputed after eviction");
+    assert_eq!(
+        cache().get::<usize>("evict-versioned:1").await.unwrap(),
+        Some(7),
+        "the version 1 entry is untouched"
+    );
+}

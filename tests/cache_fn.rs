@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cached_kit::backend::{Backend, Ttl, Value};
-use cached_kit::{cache, cache_fn, caches, Cache, CacheError, MemoryBackend};
+use cached_kit::{cache, cache_evict, cache_fn, caches, Cache, CacheError, MemoryBackend};
 use serde::{Deserialize, Serialize};
 
 fn count(counter: &AtomicUsize) -> usize {
@@ -787,4 +787,100 @@ async fn a_key_argument_whose_serialize_fails_runs_uncached() {
     }
     assert_eq!(picky(Refuses).await, 1);
     assert_eq!(picky(Refuses).await, 2);
+}
+
+// ---------------------------------------------------------------- one body
+
+#[tokio::test]
+async fn the_body_exists_once_so_its_statics_are_shared_with_refresh() {
+    // The memoized function and `name_refresh` run the same body: a `static` declared
+    // inside it is one static, not one per generated function.
+    #[cache_fn(key = "one-body:{x}")]
+    async fn calls(x: u32) -> usize {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let _ = x;
+        CALLS.fetch_add(1, Ordering::SeqCst) + 1
+    }
+    assert_eq!(calls(1).await, 1);
+    assert_eq!(
+        calls_refresh(1).await,
+        2,
+        "refresh counts on the same static"
+    );
+    assert_eq!(calls(1).await, 2, "and stored what it returned");
+    assert_eq!(calls(2).await, 3);
+
+    #[cache_fn(key = "one-body-sync:{x}")]
+    fn calls_sync(x: u32) -> usize {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let _ = x;
+        CALLS.fetch_add(1, Ordering::SeqCst) + 1
+    }
+    assert_eq!(calls_sync(1), 1);
+    assert_eq!(calls_sync_refresh(1), 2);
+    assert_eq!(calls_sync(1), 2);
+}
+
+#[tokio::test]
+async fn inner_attributes_stay_with_the_body() {
+    #[cache_fn(key = "inner-attr:{x}")]
+    async fn inner(x: u32) -> u32 {
+        #![allow(clippy::let_and_return)]
+        let y = x + 1;
+        y
+    }
+    assert_eq!(inner(1).await, 2);
+    assert_eq!(inner_refresh(1).await, 2);
+
+    #[cache_evict(key = "inner-attr:{x}")]
+    fn forget(x: u32) {
+        #![allow(unused_variables)]
+        let unused = x;
+    }
+    forget(1);
+    assert_eq!(cache().get::<u32>("inner-attr:1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn mut_arguments_self_fields_and_generics_reach_the_one_body() {
+    struct Shop {
+        name: String,
+    }
+    impl Shop {
+        #[cache_fn(key = "shop:{self.name}:{n}")]
+        async fn label<T: std::fmt::Display + Send + Sync>(&self, mut n: u32, extra: T) -> String {
+            n += 1;
+            format!("{}-{n}-{extra}", self.name)
+        }
+
+        #[cache_fn(key = "shop-assoc:{n}")]
+        fn build(n: u32) -> Vec<u32> {
+            let v: Vec<Self> = Vec::new();
+            vec![n, v.len() as u32]
+        }
+    }
+    let shop = Shop { name: "s".into() };
+    assert_eq!(shop.label(1, 'x').await, "s-2-x");
+    assert_eq!(shop.label_refresh(1, 'y').await, "s-2-y");
+    assert_eq!(shop.label(1, 'z').await, "s-2-y", "stored by refresh");
+    assert_eq!(Shop::build(4), vec![4, 0]);
+    assert_eq!(Shop::build_refresh(4), vec![4, 0]);
+}
+
+#[tokio::test]
+async fn a_free_fn_whose_body_has_its_own_impl_is_still_a_free_fn() {
+    // `Self` inside an item nested in the body is that item's, not the function's.
+    #[cache_fn(key = "nested-impl:{x}")]
+    fn nested(x: u32) -> u32 {
+        struct Twice(u32);
+        impl Twice {
+            fn new(x: u32) -> Self {
+                Twice(x * 2)
+            }
+        }
+        Twice::new(x).0
+    }
+    assert_eq!(nested(2), 4);
+    assert_eq!(nested_refresh(2), 4);
+    assert_eq!(cache().get::<u32>("nested-impl:2").await.unwrap(), Some(4));
 }

@@ -4,14 +4,20 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+// Shared with `cached-macros`, which compiles this same file into `#[throttle]`.
+mod grammar;
+
 /// A throttle rate: at most [`count`](Rate::count) requests in any trailing
 /// [`period`](Rate::period).
 ///
 /// Parsed from DRF's notation: `"10/second"`, `"10/minute"`, `"100/hour"`, `"1000/day"`.
-/// The first letter of the unit suffices (`"10/m"`), the plural is accepted
-/// (`"10/minutes"`), and a multiple of the unit may precede it (`"10/5m"`: ten requests
-/// per five minutes, `"2/30s"`). Whitespace around the parts is ignored. A bad rate is a
-/// [`ParseRateError`] that quotes it.
+/// As in DRF, the unit is read from its first letter (`"10/m"`, `"100/hr"`, `"5/sec"`,
+/// `"10/minutes"`), and a multiple of the unit may precede it (`"10/5m"`: ten requests
+/// per five minutes, `"2/30s"`, DRF's `"1/2-sec"`). Whitespace around the parts is
+/// ignored. A bad rate is a [`ParseRateError`] that quotes it and says what to write:
+/// a count of 0, an upper-case unit, a unit naming months or milliseconds, a period over
+/// `u32::MAX` seconds. `#[throttle(rate = "...")]` checks its rate at compile time with
+/// this same grammar.
 ///
 /// ```
 /// use std::time::Duration;
@@ -40,7 +46,7 @@ pub struct Rate {
 /// assert_eq!(err.input(), "ten/minute");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid throttle rate `{input}`: {reason}; write `<count>/<period>`, e.g. `10/minute`, `100/hour`, `1000/day`, `10/m` or `10/5m`")]
+#[error("{}", grammar::message(input, reason))]
 pub struct ParseRateError {
     input: String,
     reason: &'static str,
@@ -79,41 +85,16 @@ impl Rate {
 
     /// Parses DRF's notation; see the [type docs](Rate).
     pub fn parse(input: &str) -> Result<Rate, ParseRateError> {
-        let err = |reason| ParseRateError {
-            input: input.to_owned(),
-            reason,
-        };
-        let (count, period) = input
-            .split_once('/')
-            .ok_or_else(|| err("there is no `/` between the count and the period"))?;
-        let count = count.trim();
-        if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err("the count is not a whole number"));
+        match grammar::parse(input) {
+            Ok(parsed) => Ok(Rate {
+                count: parsed.count,
+                period_secs: parsed.period_secs,
+            }),
+            Err(reason) => Err(ParseRateError {
+                input: input.to_owned(),
+                reason,
+            }),
         }
-        let count: u32 = count.parse().map_err(|_| err("the count is too large"))?;
-        if count == 0 {
-            return Err(err("a count of 0 admits nothing"));
-        }
-        let period = period.trim();
-        let digits = period.bytes().take_while(u8::is_ascii_digit).count();
-        let (multiple, unit) = period.split_at(digits);
-        let multiple: u64 = if multiple.is_empty() {
-            1
-        } else {
-            multiple
-                .parse()
-                .map_err(|_| err("the multiple of the unit is too large"))?
-        };
-        if multiple == 0 {
-            return Err(err("a period of 0 is not a period"));
-        }
-        let unit_secs = unit_seconds(unit.trim_start()).ok_or_else(|| {
-            err("the unit is not one of second, minute, hour, day (or s, m, h, d)")
-        })?;
-        let period_secs = multiple
-            .checked_mul(unit_secs)
-            .ok_or_else(|| err("the period is too long"))?;
-        Ok(Rate { count, period_secs })
     }
 
     /// How many requests are admitted per period.
@@ -130,32 +111,6 @@ impl Rate {
     pub const fn period_secs(&self) -> u64 {
         self.period_secs
     }
-}
-
-/// Seconds in one `unit`: the full word, its plural, or its first letter.
-fn unit_seconds(unit: &str) -> Option<u64> {
-    let secs = match unit.as_bytes().first()? {
-        b's' => 1,
-        b'm' => 60,
-        b'h' => 3_600,
-        b'd' => 86_400,
-        _ => return None,
-    };
-    let word = match secs {
-        1 => "second",
-        60 => "minute",
-        3_600 => "hour",
-        _ => "day",
-    };
-    let singular = unit
-        .strip_suffix('s')
-        .filter(|_| unit.len() > 1)
-        .unwrap_or(unit);
-    let accepted = unit.len() == 1
-        || singular == word
-        || (secs == 1 && matches!(unit, "sec" | "secs"))
-        || (secs == 60 && matches!(unit, "min" | "mins"));
-    accepted.then_some(secs)
 }
 
 impl FromStr for Rate {
@@ -218,57 +173,24 @@ impl serde::Serialize for Rate {
 mod tests {
     use super::*;
 
-    fn ok(s: &str) -> (u32, u64) {
-        let rate = Rate::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
-        (rate.count(), rate.period_secs())
-    }
-
+    /// The shared table (also run by `#[throttle]`'s tests), through `Rate::parse`.
     #[test]
-    fn drf_units_and_first_letters() {
-        assert_eq!(ok("10/second"), (10, 1));
-        assert_eq!(ok("10/minute"), (10, 60));
-        assert_eq!(ok("100/hour"), (100, 3_600));
-        assert_eq!(ok("1000/day"), (1_000, 86_400));
-        assert_eq!(ok("10/s"), (10, 1));
-        assert_eq!(ok("10/m"), (10, 60));
-        assert_eq!(ok("10/h"), (10, 3_600));
-        assert_eq!(ok("10/d"), (10, 86_400));
-        assert_eq!(ok("10/minutes"), (10, 60));
-        assert_eq!(ok("10/min"), (10, 60));
-        assert_eq!(ok("10/sec"), (10, 1));
-        assert_eq!(ok(" 10 / minute "), (10, 60));
-    }
-
-    #[test]
-    fn multiples() {
-        assert_eq!(ok("10/5m"), (10, 300));
-        assert_eq!(ok("2/2s"), (2, 2));
-        assert_eq!(ok("5/12hours"), (5, 43_200));
-        assert_eq!(ok("1/7d"), (1, 604_800));
-        assert_eq!(ok("3/10 seconds"), (3, 10));
-    }
-
-    #[test]
-    fn errors_quote_the_rate_and_say_why() {
-        for (bad, why) in [
-            ("10", "no `/`"),
-            ("ten/minute", "not a whole number"),
-            ("-1/minute", "not a whole number"),
-            ("/minute", "not a whole number"),
-            ("0/minute", "admits nothing"),
-            ("10/fortnight", "unit"),
-            ("10/", "unit"),
-            ("10/0m", "period of 0"),
-            ("10/mx", "unit"),
-            ("10/5", "unit"),
-            ("99999999999/m", "too large"),
-            ("1/99999999999999999d", "too long"),
-        ] {
-            let err = Rate::parse(bad).expect_err(bad);
-            let msg = err.to_string();
-            assert!(msg.contains(&format!("`{bad}`")), "{msg}");
-            assert!(msg.contains(why), "{bad}: {msg}");
-            assert!(msg.contains("10/minute"), "{msg}");
+    fn the_shared_table_of_spellings() {
+        let table: &[grammar::TableRow] = include!("rate/grammar_table.rs");
+        for &(input, expected) in table {
+            match (Rate::parse(input), expected) {
+                (Ok(rate), Ok(want)) => {
+                    assert_eq!((rate.count(), rate.period_secs()), want, "{input:?}")
+                }
+                (Err(err), Err(why)) => {
+                    let msg = err.to_string();
+                    assert_eq!(err.input(), input);
+                    assert!(msg.contains(&format!("`{input}`")), "{msg}");
+                    assert!(msg.contains(why), "{input:?}: {msg}");
+                    assert!(msg.contains("e.g. `10/minute`"), "{msg}");
+                }
+                (got, want) => panic!("{input:?}: got {got:?}, want {want:?}"),
+            }
         }
     }
 

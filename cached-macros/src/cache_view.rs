@@ -11,20 +11,7 @@ mod expand;
 
 use proc_macro2::TokenStream;
 
-use crate::common::item_with_error;
-
-/// Expands `#[cache_view(args)] item`; on any error, the item as written plus the error.
+/// Expands `#[cache_view(args)] item`; on any error, the item as written plus the errors.
 pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = match syn::parse2::<args::ViewArgs>(args) {
-        Ok(args) => args,
-        Err(e) => return item_with_error(item, e),
-    };
-    let func = match syn::parse2::<syn::ItemFn>(item.clone()) {
-        Ok(f) => f,
-        Err(e) => return item_with_error(item, e),
-    };
-    match expand::expand(args, func) {
-        Ok(tokens) => tokens,
-        Err(e) => item_with_error(item, e),
-    }
+    crate::item::expand_attribute::<args::Args>(args, item, expand::expand)
 }

@@ -2,19 +2,33 @@
 //! `cached-kit` crate, which re-exports them and provides the runtime they expand to
 //! (`::cached_kit::__private`); this crate has no features of its own.
 //!
-//! Modules: one per macro (`cache_fn`, `cache_evict`, ...), each with its argument
-//! parsing (`args.rs`) apart from its expansion (`expand.rs`); `common` holds the parsing
-//! every macro shares (error collection, `ttl`, signatures, return kinds) and
-//! `template` the key templates (`"product:{id}"`).
+//! Modules: one per macro (`cache_fn`, `cache_evict`, `cache_view`, `throttle`), each
+//! with its arguments (`args.rs`: a struct of `attr::Attr` fields) apart from its
+//! expansion (`expand.rs`). What they share:
+//!
+//! - `attr`: the one parse loop of every macro's arguments (unknown and duplicate
+//!   arguments reported alike), `value`: the parsers of their values (strings, booleans,
+//!   lists, `ttl`-like durations, versions), `ctxt`: the error collector;
+//! - `item`: the function as written (outer and inner attributes apart) and the error
+//!   path that returns it unchanged beside the errors;
+//! - `signature`: arguments, receiver and return kind; `template`: key templates
+//!   (`"product:{id}"`); `grammar`: the throttle rate grammar, the very file the runtime
+//!   compiles (`cached-backend/src/rate/grammar.rs`).
 
 use proc_macro::TokenStream;
 
+mod attr;
 mod cache_evict;
 mod cache_fn;
 mod cache_view;
-mod common;
+mod ctxt;
+#[path = "../../cached-backend/src/rate/grammar.rs"]
+mod grammar;
+mod item;
+mod signature;
 mod template;
 mod throttle;
+mod value;
 
 #[doc = include_str!("../docs/cache_fn.md")]
 #[proc_macro_attribute]
@@ -61,8 +75,11 @@ pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Throttles an axum handler (DRF's throttle classes). Needs the `axum` feature of
 /// `cached-kit` (on by default).
 ///
-/// Arguments: `rate` (`"10/second"`, `"10/minute"`, `"100/hour"`, `"1000/day"`, `"10/m"`,
-/// `"10/5m"`; checked at compile time) and `scope` (`"user"`, the default: the
+/// Arguments: `rate` (`"10/second"`, `"10/minute"`, `"100/hour"`, `"1000/day"`; as in DRF
+/// the unit is read from its first letter, so `"10/m"`, `"100/hr"` and `"5/sec"` work
+/// too; a multiple is `"10/5m"` or DRF's `"1/2-sec"`; checked at compile time with the
+/// grammar of `Rate::parse`, and a bad rate is a compile error quoting it) and `scope`
+/// (`"user"`, the default: the
 /// `ThrottleIdentity` your auth layer inserts, else the client IP; `"anon"`; or a scope
 /// name). Stacked attributes are all evaluated; the longest wait wins. The expansion
 /// adds a first argument (an extractor that checks before any other runs), so serve the

@@ -10,7 +10,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Expr, LitStr};
 
-use crate::common::FnInfo;
+use crate::signature::FnInfo;
 
 /// A parsed template: the `format!` string and the expression of each placeholder.
 pub struct Template {

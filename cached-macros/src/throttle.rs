@@ -15,16 +15,7 @@ mod expand;
 
 use proc_macro2::TokenStream;
 
-use crate::common::item_with_error;
-
-/// Expands `#[throttle(args)] item`; on any error, the item as written plus the error.
+/// Expands `#[throttle(args)] item`; on any error, the item as written plus the errors.
 pub fn throttle(args: TokenStream, item: TokenStream) -> TokenStream {
-    let func = match syn::parse2::<syn::ItemFn>(item.clone()) {
-        Ok(f) => f,
-        Err(e) => return item_with_error(item, e),
-    };
-    match expand::expand(args, func) {
-        Ok(tokens) => tokens,
-        Err(e) => item_with_error(item, e),
-    }
+    crate::item::expand_attribute::<args::Args>(args, item, expand::expand)
 }

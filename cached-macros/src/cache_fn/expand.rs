@@ -1,19 +1,38 @@
-//! The expansion of `#[cache_fn]`: the memoized function and its companions.
+//! The expansion of `#[cache_fn]`: the user's body once, as a hidden inner function, and
+//! the functions that call it: the memoized function itself and `name_refresh`; beside
+//! them `name_invalidate`.
+//!
+//! ```text
+//! #[attrs] vis fn name(args) -> R {          // the cache around one call of the body
+//!     read the entry, or run `__cache_fn_body_name(args)` (single-flight) and store it
+//! }
+//! #[doc(hidden)] fn __cache_fn_body_name(args) -> R { #![inner attrs] body as written }
+//! vis fn name_invalidate(args) -> Result<bool, CacheError> { delete the entry }
+//! vis fn name_refresh(args) -> R { run `__cache_fn_body_name(args)`, store the value }
+//! ```
+//!
+//! The body being one function, a `static` in it is one static, `return` and `?` behave
+//! as written, and the return type is inferred as the signature says. The inner function
+//! sits beside the memoized one (in its module or `impl` block); it is reached as
+//! `Self::__cache_fn_body_name` when the function takes `self` or names `Self` (so it
+//! is in an `impl` block), else by its bare name.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, ItemFn, LitStr, Pat, Signature, Type};
+use syn::{FnArg, GenericParam, LitStr, Pat, Signature, Type};
 
 use super::args::Args;
-use crate::common::{
-    contains_impl_trait, parse_ttl, parse_version, return_kind, return_span, return_type, Errors,
-    FnInfo, ReturnKind,
+use crate::ctxt::Ctxt;
+use crate::item::{is_cfg, is_lint, MaybeItemFn};
+use crate::signature::{
+    contains_impl_trait, names_self_type, return_kind, return_span, return_type, FnInfo, ReturnKind,
 };
 use crate::template::Template;
 
 /// Everything the generated functions share.
-struct Plan {
+struct Plan<'a> {
+    func: &'a MaybeItemFn,
     /// `static __CACHE_SLOT`, `__cache_spec`: the common preamble.
     preamble: TokenStream,
     /// The key as a `KeySource` expression, for `stored_key` (the memoized call).
@@ -24,33 +43,30 @@ struct Plan {
     store_if_def: TokenStream,
     /// The expression passed as `store_if`.
     store_if: TokenStream,
+    /// The return type as written (`()` when none is).
     ret: Type,
     /// The type stored: the return type, or the `Ok` type of a `Result`.
     stored: Type,
     /// Whether the function returns a `Result` (so `memoize` returns its own result).
     is_result: bool,
+    /// The call of the inner function with the arguments, moved.
+    call_body: TokenStream,
 }
 
-pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
-    let mut errors = std::mem::take(&mut args.errors);
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = func;
+pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
+    let sig = &func.sig;
     if let Some(c) = &sig.constness {
-        errors.spanned(
+        cx.error_spanned_by(
             c,
             "#[cache_fn] cannot go on a `const fn`: a cached call reads the cache at run time",
         );
     }
-    let info = FnInfo::new(&sig, "cache_fn", true, &mut errors);
+    let info = FnInfo::new(sig, "cache_fn", true, cx);
     // `unraw`: `r#type` is keyed and named as `type`.
     let fn_name = syn::ext::IdentExt::unraw(&sig.ident).to_string();
-    let ret = return_type(&sig);
+    let ret = return_type(sig);
     if contains_impl_trait(&ret) {
-        errors.spanned(
+        cx.error_spanned_by(
             &ret,
             "#[cache_fn] stores the returned value, so it needs its concrete type: write the type instead of `impl Trait`",
         );
@@ -62,39 +78,53 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
         ReturnKind::Result { ok, ok_is_option } => ((**ok).clone(), *ok_is_option),
     };
 
-    let key = key_expr(&args, &sig, &info, &fn_name, &mut errors);
-    let ttl = match &args.ttl {
-        Some(expr) => errors.take(parse_ttl(expr)),
-        None => Some(quote!(::cached_kit::__private::std::option::Option::None)),
+    let Args {
+        ttl,
+        key,
+        cache,
+        skip,
+        version,
+        unless,
+        cache_none,
+        lock,
+        lock_ttl,
+    } = args;
+    let Some((key_source, key)) = key_expr(cx, key.take(), skip.take(), sig, &info, &fn_name)
+    else {
+        return TokenStream::new();
     };
-    let version = match &args.version {
-        Some(expr) => errors.take(parse_version(expr)),
-        None => Some(quote!(::cached_kit::__private::std::option::Option::None)),
+    let std = quote!(::cached_kit::__private::std);
+    let some_or_none = |value: Option<TokenStream>| match value {
+        Some(v) => quote!(#std::option::Option::Some(#v)),
+        None => quote!(#std::option::Option::None),
     };
-    let alias = match &args.cache {
-        Some(lit) if lit.value().is_empty() => {
-            errors.spanned(
-                lit,
-                "`cache` names a cache alias, e.g. `cache = \"shared\"`; it cannot be empty",
+    let lock_on = matches!(lock.get(), Some((true, _)));
+    if let Some((kw, _)) = lock_ttl.get() {
+        // An invalid `lock` was reported already.
+        if !lock_on && (!lock.is_set() || lock.get().is_some()) {
+            cx.error_spanned_by(
+                kw,
+                "`lock_ttl` is how long the cross-process lock of `lock = true` is held, and there is no lock here: add `lock = true`, or remove `lock_ttl`",
             );
-            None
         }
-        Some(lit) => Some(lit.clone()),
-        None => Some(LitStr::new("default", Span::call_site())),
-    };
+    }
+    let alias = cache
+        .take()
+        .unwrap_or_else(|| LitStr::new("default", Span::call_site()));
+
     let mut conditions = Vec::new();
-    if let Some((cache_none, span)) = args.cache_none {
+    if let Some((cache_none, span)) = cache_none.take() {
         if !can_be_none {
-            errors.push(syn::Error::new(
+            cx.error_at(
                 span,
                 format!("`cache_none` only applies to functions returning `Option<T>` or `Result<Option<T>, E>`, and `{fn_name}` returns neither"),
-            ));
+            );
         } else if !cache_none {
             conditions.push(quote!(::cached_kit::__private::is_some(__v)));
         }
     }
     let mut store_if_def = TokenStream::new();
-    if let Some(unless) = &args.unless {
+    if let Some(unless) = unless.take() {
         store_if_def = quote_spanned! {unless.span()=>
             let __cache_unless: &(dyn ::cached_kit::__private::std::ops::Fn(&#stored) -> ::cached_kit::__private::std::primitive::bool
                 + ::cached_kit::__private::std::marker::Send + ::cached_kit::__private::std::marker::Sync) = &(#unless);
@@ -102,103 +132,396 @@ pub fn expand(mut args: Args, func: ItemFn) -> syn::Result<TokenStream> {
         conditions.push(quote!(!__cache_unless(__v)));
     }
     let store_if = if conditions.is_empty() {
-        quote!(::cached_kit::__private::std::option::Option::None)
+        quote!(#std::option::Option::None)
     } else {
         store_if_def.extend(quote! {
             let __cache_store_if = |__v: &#stored| -> ::cached_kit::__private::std::primitive::bool { #(#conditions)&&* };
         });
-        quote!(::cached_kit::__private::std::option::Option::Some(
-            &__cache_store_if
-        ))
+        quote!(#std::option::Option::Some(&__cache_store_if))
     };
-    errors.finish()?;
-    let (Some(key), Some(ttl), Some(version), Some(alias)) = (key, ttl, version, alias) else {
-        return Err(syn::Error::new(
-            Span::call_site(),
-            "#[cache_fn]: invalid arguments",
-        ));
-    };
+    if cx.has_errors() {
+        return TokenStream::new();
+    }
 
-    let lock = args.lock.unwrap_or(false);
     let name_lit = LitStr::new(&fn_name, sig.ident.span());
-    // First, so that a type that cannot be cached is reported on the return type first.
-    let assert_cacheable = quote_spanned! {return_span(&sig)=>
-        ::cached_kit::__private::assert_cacheable::<#stored>();
-    };
+    let version = some_or_none(version.take());
+    let ttl = some_or_none(ttl.take());
+    let lock_ttl = some_or_none(lock_ttl.take().map(|(_, ttl)| ttl));
     let preamble = quote! {
         #[allow(unused_imports)]
         use ::cached_kit::__private::{Uncached as _, ViaCache as _};
         static __CACHE_SLOT: ::cached_kit::__private::CacheSlot = ::cached_kit::__private::CacheSlot::new(#alias);
         let __cache_spec = ::cached_kit::__private::Spec {
-            name: ::cached_kit::__private::std::concat!(::cached_kit::__private::std::module_path!(), "::", #name_lit),
+            name: #std::concat!(#std::module_path!(), "::", #name_lit),
             version: #version,
             ttl: #ttl,
-            lock: #lock,
-            lock_ttl: ::cached_kit::__private::std::option::Option::None,
+            lock: #lock_on,
+            lock_ttl: #lock_ttl,
         };
     };
-    let (key_source, key) = key;
     let plan = Plan {
+        func: &func,
         preamble,
         key_source,
         key,
         store_if_def,
         store_if,
         ret,
-        stored: stored.clone(),
+        stored,
         is_result: matches!(kind, ReturnKind::Result { .. }),
+        call_body: call_body(&func, &info),
     };
 
-    let cached_body = cached_body(&plan, &sig, &block);
-    let invalidate = invalidate_fn(&plan, &attrs, &vis, &sig);
-    let refresh = refresh_fn(&plan, &attrs, &vis, &sig, &block);
-    Ok(quote! {
-        #(#attrs)*
-        #vis #sig {
-            #assert_cacheable
-            #cached_body
-        }
+    let memoized = memoized_fn(&plan);
+    let body = body_fn(&plan);
+    let invalidate = invalidate_fn(&plan);
+    let refresh = refresh_fn(&plan);
+    quote! {
+        #memoized
+        #body
         #invalidate
         #refresh
-    })
+    }
+}
+
+/// The name of the inner function holding the body.
+fn body_ident(sig: &Signature) -> syn::Ident {
+    format_ident!(
+        "__cache_fn_body_{}",
+        syn::ext::IdentExt::unraw(&sig.ident),
+        span = sig.ident.span()
+    )
+}
+
+/// `sig` with its arguments' `mut` removed: the generated functions only pass them on
+/// (the inner function keeps the signature as written).
+fn passing_sig(sig: &Signature) -> Signature {
+    let mut sig = sig.clone();
+    for input in &mut sig.inputs {
+        if let FnArg::Typed(pt) = input {
+            if let Pat::Ident(pi) = &mut *pt.pat {
+                pi.mutability = None;
+            }
+        }
+    }
+    sig
+}
+
+/// The call of the inner function: `Self::__cache_fn_body_f::<T, N>(self, a, b)`.
+fn call_body(func: &MaybeItemFn, info: &FnInfo) -> TokenStream {
+    let sig = &func.sig;
+    let ident = body_ident(sig);
+    let in_impl = info.has_self || names_self_type(sig, &func.stmts);
+    let path = if in_impl {
+        quote_spanned!(sig.ident.span()=> Self::#ident)
+    } else {
+        quote!(#ident)
+    };
+    // Type and const parameters by name (a type used only in the return type cannot be
+    // inferred); lifetimes are late-bound and left out.
+    let generics: Vec<&syn::Ident> = sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            GenericParam::Type(t) => Some(&t.ident),
+            GenericParam::Const(c) => Some(&c.ident),
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    let turbofish = if generics.is_empty() {
+        quote!()
+    } else {
+        quote!(::<#(#generics),*>)
+    };
+    let receiver = info.has_self.then(|| quote!(self));
+    let args = receiver.into_iter().chain(info.params.iter().map(|p| {
+        let ident = &p.ident;
+        quote!(#ident)
+    }));
+    let call = quote!(#path #turbofish (#(#args),*));
+    if sig.unsafety.is_some() {
+        quote!(unsafe { #call })
+    } else {
+        call
+    }
+}
+
+/// The memoized function: the signature as written, the cache around the body's call.
+fn memoized_fn(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        func,
+        preamble,
+        key_source,
+        store_if_def,
+        store_if,
+        ret,
+        stored,
+        is_result,
+        call_body,
+        ..
+    } = plan;
+    let sig = &func.sig;
+    // Spanned on the return type: a type that cannot be cached is reported there, once.
+    let assert_cacheable = quote_spanned! {return_span(sig)=>
+        ::cached_kit::__private::assert_cacheable::<#stored>();
+    };
+    let memoize = quote_spanned! {return_span(sig)=>
+        (&::cached_kit::__private::Probe::<#stored>::new()).memoize
+    };
+    let call = |f: TokenStream| {
+        quote! {
+            #memoize(
+                __cache,
+                __cache_key,
+                &__cache_spec,
+                #store_if,
+                #f,
+            )
+        }
+    };
+    let run = match (sig.asyncness.is_some(), *is_result) {
+        (true, true) => {
+            let c = call(quote!(move || #call_body));
+            quote!(#c.await)
+        }
+        (true, false) => {
+            let c = call(quote! {
+                move || async move {
+                    ::cached_kit::__private::std::result::Result::Ok::<#ret, ::cached_kit::__private::Infallible>(#call_body.await)
+                }
+            });
+            quote!(::cached_kit::__private::infallible(#c.await))
+        }
+        (false, true) => {
+            let c = call(quote!(move || ::cached_kit::__private::ready(#call_body)));
+            quote!(::cached_kit::__private::block_on(#c))
+        }
+        (false, false) => {
+            let c = call(quote!(move || ::cached_kit::__private::ready_ok(#call_body)));
+            quote!(::cached_kit::__private::infallible(::cached_kit::__private::block_on(#c)))
+        }
+    };
+    // The user's attributes as written, except that an `#[expect(lint)]` becomes
+    // `#[allow(lint)]`: the lint it expects is in the body, which is elsewhere now.
+    let attrs = func.outer_attrs.iter().map(|attr| {
+        if attr.path().is_ident("expect") {
+            let mut attr = attr.clone();
+            if let syn::Meta::List(list) = &mut attr.meta {
+                list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
+            }
+            quote!(#attr)
+        } else {
+            quote!(#attr)
+        }
+    });
+    let unsafe_allow = sig.unsafety.map(|_| quote!(#[allow(unused_unsafe)]));
+    let vis = &func.vis;
+    let sig = passing_sig(sig);
+    quote! {
+        #(#attrs)*
+        #unsafe_allow
+        #vis #sig {
+            #assert_cacheable
+            #preamble
+            let __cache = ::cached_kit::__private::slot_get(&__CACHE_SLOT);
+            // The stored key, rendered once, straight after the cache's key head.
+            let __cache_key = ::cached_kit::__private::stored_key(&__cache, &__cache_spec, #key_source);
+            #store_if_def
+            #run
+        }
+    }
+}
+
+/// The inner function: the signature as written (renamed) and the body as written,
+/// inner attributes included, under the function's `cfg` and lint attributes.
+fn body_fn(plan: &Plan<'_>) -> TokenStream {
+    let func = plan.func;
+    let mut sig = func.sig.clone();
+    sig.ident = body_ident(&func.sig);
+    let attrs = func.outer_attrs.iter().filter(|a| is_cfg(a) || is_lint(a));
+    let body = func.body();
+    quote! {
+        #(#attrs)*
+        #[doc(hidden)]
+        #[allow(dead_code, clippy::too_many_arguments)]
+        #sig #body
+    }
+}
+
+/// `cfg` attributes, which companions must share with the function.
+fn cfg_attrs(func: &MaybeItemFn) -> impl Iterator<Item = &syn::Attribute> {
+    func.outer_attrs.iter().filter(|a| is_cfg(a))
+}
+
+/// `name_invalidate(same arguments) -> Result<bool, CacheError>`.
+fn invalidate_fn(plan: &Plan<'_>) -> TokenStream {
+    let func = plan.func;
+    let mut sig = passing_sig(&func.sig);
+    let name = func.sig.ident.clone();
+    sig.ident = format_ident!("{}_invalidate", syn::ext::IdentExt::unraw(&name));
+    sig.output = syn::parse_quote! {
+        -> ::cached_kit::__private::std::result::Result<::cached_kit::__private::std::primitive::bool, ::cached_kit::__private::CacheError>
+    };
+    // Arguments the key does not use are still used.
+    let mut touch = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Typed(pt) => {
+                if let Pat::Ident(pi) = &*pt.pat {
+                    let ident = &pi.ident;
+                    touch.push(quote!(let _ = &#ident;));
+                }
+            }
+            FnArg::Receiver(_) => touch.push(quote!(let _ = &self;)),
+        }
+    }
+    let preamble = &plan.preamble;
+    let key = &plan.key;
+    let call = quote! {
+        ::cached_kit::__private::invalidate(
+            ::cached_kit::__private::slot_get(&__CACHE_SLOT),
+            __cache_key,
+            &__cache_spec,
+        )
+    };
+    let run = match sig.asyncness {
+        Some(_) => quote!(#call.await),
+        None => quote!(::cached_kit::__private::block_on(#call)),
+    };
+    let doc = format!(
+        "Deletes the entry that `{name}` cached for these arguments; returns whether one existed.\n\n\
+         Generated by `#[cache_fn]`. A backend failure is returned (and counted in the cache's stats)."
+    );
+    let cfgs = cfg_attrs(func);
+    let vis = &func.vis;
+    quote! {
+        #(#cfgs)*
+        #[doc = #doc]
+        #[allow(dead_code, clippy::too_many_arguments, clippy::used_underscore_binding)]
+        #vis #sig {
+            #(#touch)*
+            #preamble
+            let __cache_key = #key;
+            #run
+        }
+    }
+}
+
+/// `name_refresh(same arguments) -> same return type`: runs the body and stores its value.
+fn refresh_fn(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        func,
+        preamble,
+        key,
+        store_if_def,
+        store_if,
+        ret,
+        stored,
+        is_result,
+        call_body,
+        ..
+    } = plan;
+    let mut sig = passing_sig(&func.sig);
+    let name = func.sig.ident.clone();
+    sig.ident = format_ident!("{}_refresh", syn::ext::IdentExt::unraw(&name));
+    let refresh = quote_spanned! {return_span(&func.sig)=>
+        (&::cached_kit::__private::Probe::<#stored>::new()).refresh
+    };
+    let call = |value: TokenStream| {
+        quote! {
+            #refresh(
+                ::cached_kit::__private::slot_get(&__CACHE_SLOT),
+                __cache_key,
+                &__cache_spec,
+                #store_if,
+                #value,
+            )
+        }
+    };
+    let run = match (sig.asyncness.is_some(), *is_result) {
+        (true, true) => {
+            let c = call(quote!(#call_body));
+            quote!(#c.await)
+        }
+        (true, false) => {
+            let c = call(quote! {
+                async move {
+                    ::cached_kit::__private::std::result::Result::Ok::<#ret, ::cached_kit::__private::Infallible>(#call_body.await)
+                }
+            });
+            quote!(::cached_kit::__private::infallible(#c.await))
+        }
+        (false, true) => {
+            let c = call(quote!(::cached_kit::__private::ready(#call_body)));
+            quote!(::cached_kit::__private::block_on(#c))
+        }
+        (false, false) => {
+            let c = call(quote!(::cached_kit::__private::ready_ok(#call_body)));
+            quote!(::cached_kit::__private::infallible(::cached_kit::__private::block_on(#c)))
+        }
+    };
+    let doc = format!(
+        "Runs `{name}`'s body for these arguments and stores its value (subject to the same rules), \
+         whatever the cache held; returns the value.\n\nGenerated by `#[cache_fn]`."
+    );
+    let cfgs = cfg_attrs(func);
+    let unsafe_allow = sig.unsafety.map(|_| quote!(#[allow(unused_unsafe)]));
+    let vis = &func.vis;
+    quote! {
+        #(#cfgs)*
+        #[doc = #doc]
+        #[allow(dead_code, clippy::too_many_arguments)]
+        #unsafe_allow
+        #vis #sig {
+            #preamble
+            let __cache_key = #key;
+            #store_if_def
+            #run
+        }
+    }
 }
 
 /// The call's key: an expression of a `KeySource` type, to pass inline to
 /// `stored_key` (a template's `format_args!`), and one of type
 /// `Result<String, ArgKeyError>` (for the companions).
 fn key_expr(
-    args: &Args,
+    cx: &Ctxt,
+    template: Option<LitStr>,
+    skip: Option<(syn::Ident, Vec<syn::Ident>)>,
     sig: &Signature,
     info: &FnInfo,
     fn_name: &str,
-    errors: &mut Errors,
 ) -> Option<(TokenStream, TokenStream)> {
-    if let Some(lit) = &args.key {
-        if let Some((span, _)) = &args.skip {
-            errors.push(syn::Error::new(
-                *span,
+    if let Some(lit) = &template {
+        if let Some((kw, _)) = &skip {
+            cx.error_spanned_by(
+                kw,
                 "`skip` only shapes the default key; with `key = \"...\"` the key holds exactly what the template names, so remove `skip(...)`",
-            ));
+            );
         }
-        let template = errors.take(Template::parse(lit, info, fn_name))?;
+        let template = match Template::parse(lit, info, fn_name) {
+            Ok(t) => t,
+            Err(e) => {
+                cx.syn_error(e);
+                return None;
+            }
+        };
         let rendered = template.render();
         return Some((
             template.render_args(),
             quote!(::cached_kit::__private::std::result::Result::Ok(#rendered)),
         ));
     }
-    let skipped: Vec<&syn::Ident> = match &args.skip {
-        Some((_, names)) => names.iter().collect(),
-        None => Vec::new(),
-    };
+    let skipped: Vec<syn::Ident> = skip.map(|(_, names)| names).unwrap_or_default();
     for name in &skipped {
-        if *name == "self" {
-            errors.spanned(
+        if name == "self" {
+            cx.error_spanned_by(
                 name,
                 "`self` is never part of the default key; there is no need to skip it",
             );
         } else if !info.has(&name.to_string()) {
-            errors.spanned(
+            cx.error_spanned_by(
                 name,
                 format!(
                     "`skip({name})`: `{name}` is not an argument of `{fn_name}`; {}",
@@ -231,11 +554,7 @@ fn key_expr(
         }
     }
     let mut values = Vec::new();
-    for param in info
-        .params
-        .iter()
-        .filter(|p| !skipped.iter().any(|s| **s == p.ident))
-    {
+    for param in info.params.iter().filter(|p| !skipped.contains(&p.ident)) {
         let ident = &param.ident;
         if matches!(param.ty, Type::ImplTrait(_)) {
             types.push(quote!(__cache_key.type_of(&#ident);));
@@ -254,230 +573,29 @@ fn key_expr(
     Some((key.clone(), key))
 }
 
-/// The async block or closure holding the user's body, with the return type pinned
-/// (tracing's fake return edge) so that `?` and `return` behave as written.
-fn body_closure(plan: &Plan, sig: &Signature, block: &syn::Block) -> TokenStream {
-    let ret = &plan.ret;
-    if sig.asyncness.is_some() {
-        quote! {
-            move || async move {
-                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-                if false {
-                    let __cache_fake_return: #ret = loop {};
-                    return __cache_fake_return;
-                }
-                #block
-            }
-        }
-    } else {
-        quote! { move || -> #ret #block }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use quote::quote;
 
-/// The body of the memoized function.
-fn cached_body(plan: &Plan, sig: &Signature, block: &syn::Block) -> TokenStream {
-    let Plan {
-        preamble,
-        key_source,
-        store_if_def,
-        store_if,
-        ret,
-        stored,
-        is_result,
-        ..
-    } = plan;
-    let body = body_closure(plan, sig, block);
-    // Spanned on the return type: a type that cannot be cached is reported there.
-    let memoize = quote_spanned! {return_span(sig)=>
-        (&::cached_kit::__private::Probe::<#stored>::new()).memoize
-    };
-    let call = |f: TokenStream| {
-        quote! {
-            #memoize(
-                __cache,
-                __cache_key,
-                &__cache_spec,
-                #store_if,
-                #f,
-            )
-        }
-    };
-    let run = match (sig.asyncness.is_some(), *is_result) {
-        (true, true) => {
-            let c = call(quote!(__cache_body));
-            quote!(#c.await)
-        }
-        (true, false) => {
-            let c = call(quote! {
-                move || async move {
-                    ::cached_kit::__private::std::result::Result::Ok::<#ret, ::cached_kit::__private::Infallible>(__cache_body().await)
-                }
-            });
-            quote!(::cached_kit::__private::infallible(#c.await))
-        }
-        (false, true) => {
-            let c = call(quote!(move || ::cached_kit::__private::ready(
-                __cache_body()
-            )));
-            quote!(::cached_kit::__private::block_on(#c))
-        }
-        (false, false) => {
-            let c = call(quote!(move || ::cached_kit::__private::ready_ok(
-                __cache_body()
-            )));
-            quote!(::cached_kit::__private::infallible(::cached_kit::__private::block_on(#c)))
-        }
-    };
-    quote! {
-        #preamble
-        let __cache = ::cached_kit::__private::slot_get(&__CACHE_SLOT);
-        // The stored key, rendered once, straight after the cache's key head.
-        let __cache_key = ::cached_kit::__private::stored_key(&__cache, &__cache_spec, #key_source);
-        #store_if_def
-        // `mut`: a sync body that changes a `mut` argument makes the closure `FnMut`.
-        #[allow(unused_mut)]
-        let mut __cache_body = #body;
-        #run
+    /// The `Spec { .. }` the expansion builds, as a string without spaces.
+    fn spec_of(args: proc_macro2::TokenStream) -> String {
+        let item = quote! { fn f(x: u32) -> u32 { x } };
+        let out = super::super::cache_fn(args, item)
+            .to_string()
+            .replace(' ', "");
+        let start = out.find("Spec{").expect("a Spec");
+        let end = start + out[start..].find('}').expect("its end");
+        out[start..=end].to_owned()
     }
-}
 
-/// `cfg` attributes, which companions must share with the function.
-fn cfg_attrs(attrs: &[syn::Attribute]) -> impl Iterator<Item = &syn::Attribute> {
-    attrs.iter().filter(|a| a.path().is_ident("cfg"))
-}
-
-/// `name_invalidate(same arguments) -> Result<bool, CacheError>`.
-fn invalidate_fn(
-    plan: &Plan,
-    attrs: &[syn::Attribute],
-    vis: &syn::Visibility,
-    sig: &Signature,
-) -> TokenStream {
-    let mut sig = sig.clone();
-    let name = sig.ident.clone();
-    sig.ident = format_ident!("{}_invalidate", syn::ext::IdentExt::unraw(&name));
-    sig.output = syn::parse_quote! {
-        -> ::cached_kit::__private::std::result::Result<::cached_kit::__private::std::primitive::bool, ::cached_kit::__private::CacheError>
-    };
-    let mut touch = Vec::new();
-    for input in &mut sig.inputs {
-        match input {
-            FnArg::Typed(pt) => {
-                if let Pat::Ident(pi) = &mut *pt.pat {
-                    pi.mutability = None;
-                    let ident = &pi.ident;
-                    touch.push(quote!(let _ = &#ident;));
-                }
-            }
-            FnArg::Receiver(_) => touch.push(quote!(let _ = &self;)),
-        }
-    }
-    let preamble = &plan.preamble;
-    let key = &plan.key;
-    let call = quote! {
-        ::cached_kit::__private::invalidate(
-            ::cached_kit::__private::slot_get(&__CACHE_SLOT),
-            __cache_key,
-            &__cache_spec,
-        )
-    };
-    let run = match sig.asyncness {
-        Some(_) => quote!(#call.await),
-        None => quote!(::cached_kit::__private::block_on(#call)),
-    };
-    let doc = format!(
-        "Deletes the entry that `{name}` cached for these arguments; returns whether one existed.\n\n\
-         Generated by `#[cache_fn]`. A backend failure is returned (and counted in the cache's stats)."
-    );
-    let cfgs = cfg_attrs(attrs);
-    quote! {
-        #(#cfgs)*
-        #[doc = #doc]
-        #[allow(clippy::too_many_arguments, clippy::used_underscore_binding)]
-        #vis #sig {
-            #(#touch)*
-            #preamble
-            let __cache_key = #key;
-            #run
-        }
-    }
-}
-
-/// `name_refresh(same arguments) -> same return type`: runs the body and stores its value.
-fn refresh_fn(
-    plan: &Plan,
-    attrs: &[syn::Attribute],
-    vis: &syn::Visibility,
-    sig: &Signature,
-    block: &syn::Block,
-) -> TokenStream {
-    let Plan {
-        preamble,
-        key,
-        store_if_def,
-        store_if,
-        ret,
-        stored,
-        is_result,
-        ..
-    } = plan;
-    let mut refresh_sig = sig.clone();
-    let name = sig.ident.clone();
-    refresh_sig.ident = format_ident!("{}_refresh", syn::ext::IdentExt::unraw(&name));
-    let body = body_closure(plan, sig, block);
-    let refresh = quote_spanned! {return_span(sig)=>
-        (&::cached_kit::__private::Probe::<#stored>::new()).refresh
-    };
-    let call = |value: TokenStream| {
-        quote! {
-            #refresh(
-                ::cached_kit::__private::slot_get(&__CACHE_SLOT),
-                __cache_key,
-                &__cache_spec,
-                #store_if,
-                #value,
-            )
-        }
-    };
-    let run = match (sig.asyncness.is_some(), *is_result) {
-        (true, true) => {
-            let c = call(quote!(__cache_body()));
-            quote!(#c.await)
-        }
-        (true, false) => {
-            let c = call(quote! {
-                async move {
-                    ::cached_kit::__private::std::result::Result::Ok::<#ret, ::cached_kit::__private::Infallible>(__cache_body().await)
-                }
-            });
-            quote!(::cached_kit::__private::infallible(#c.await))
-        }
-        (false, true) => {
-            let c = call(quote!(::cached_kit::__private::ready(__cache_body())));
-            quote!(::cached_kit::__private::block_on(#c))
-        }
-        (false, false) => {
-            let c = call(quote!(::cached_kit::__private::ready_ok(__cache_body())));
-            quote!(::cached_kit::__private::infallible(::cached_kit::__private::block_on(#c)))
-        }
-    };
-    let doc = format!(
-        "Runs `{name}`'s body for these arguments and stores its value (subject to the same rules), \
-         whatever the cache held; returns the value.\n\nGenerated by `#[cache_fn]`."
-    );
-    let cfgs = cfg_attrs(attrs);
-    quote! {
-        #(#cfgs)*
-        #[doc = #doc]
-        #[allow(clippy::too_many_arguments)]
-        #vis #refresh_sig {
-            #preamble
-            let __cache_key = #key;
-            #store_if_def
-            // `mut`: a sync body that changes a `mut` argument makes the closure `FnMut`.
-        #[allow(unused_mut)]
-        let mut __cache_body = #body;
-            #run
-        }
+    #[test]
+    fn lock_ttl_reaches_the_spec() {
+        assert!(spec_of(quote!(lock = true, lock_ttl = 30)).contains(
+            "lock:true,lock_ttl:::cached_kit::__private::std::option::Option::Some(::cached_kit::__private::std::time::Duration::from_secs(30u64))"
+        ));
+        assert!(spec_of(quote!(lock = true, lock_ttl = std::time::Duration::from_millis(1500)))
+            .contains("lock_ttl:::cached_kit::__private::std::option::Option::Some(::cached_kit::__private::ttl(std::time::Duration::from_millis(1500)))"));
+        assert!(spec_of(quote!(lock = true))
+            .contains("lock_ttl:::cached_kit::__private::std::option::Option::None"));
     }
 }

@@ -1,94 +1,52 @@
 //! The arguments of `#[cache_view]`: `ttl`, `cache`, `vary`, `shared`, `max_body`.
 
-use proc_macro2::TokenStream;
-use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
-use syn::{bracketed, Expr, LitStr, Token};
+use proc_macro2::{Span, TokenStream};
+use syn::{Expr, LitStr};
 
-use crate::common::{expect_bool, expect_str, parse_ttl};
+use crate::attr::{self, Arg, Attr};
+use crate::ctxt::Ctxt;
+use crate::value;
 
-mod kw {
-    syn::custom_keyword!(ttl);
-    syn::custom_keyword!(cache);
-    syn::custom_keyword!(vary);
-    syn::custom_keyword!(shared);
-    syn::custom_keyword!(max_body);
-}
-
-/// The parsed arguments.
+/// The parsed arguments, each optional and given at most once.
 #[derive(Default)]
-pub struct ViewArgs {
-    /// An `Option<Duration>` expression.
-    pub ttl: Option<TokenStream>,
+pub struct Args {
+    /// A `Duration` expression.
+    pub ttl: Attr<TokenStream>,
     /// The named cache.
-    pub cache: Option<LitStr>,
+    pub cache: Attr<LitStr>,
     /// Extra request headers to vary on, checked to be header names.
-    pub vary: Vec<LitStr>,
+    pub vary: Attr<Vec<LitStr>>,
     /// Whether credentials are left out of the key.
-    pub shared: Option<bool>,
+    pub shared: Attr<(bool, Span)>,
     /// The body size limit, a `usize` expression.
-    pub max_body: Option<Expr>,
+    pub max_body: Attr<Expr>,
 }
 
-impl Parse for ViewArgs {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut args = ViewArgs::default();
-        let mut seen: Vec<String> = Vec::new();
-        while !input.is_empty() {
-            let lookahead = input.lookahead1();
-            let name = if lookahead.peek(kw::ttl) {
-                let k: kw::ttl = input.parse()?;
-                input.parse::<Token![=]>()?;
-                args.ttl = Some(parse_ttl(&input.parse::<Expr>()?)?);
-                ("ttl", k.span)
-            } else if lookahead.peek(kw::cache) {
-                let k: kw::cache = input.parse()?;
-                input.parse::<Token![=]>()?;
-                args.cache = Some(expect_str(&input.parse::<Expr>()?, "cache")?);
-                ("cache", k.span)
-            } else if lookahead.peek(kw::vary) {
-                let k: kw::vary = input.parse()?;
-                input.parse::<Token![=]>()?;
-                args.vary = parse_vary(input)?;
-                ("vary", k.span)
-            } else if lookahead.peek(kw::shared) {
-                let k: kw::shared = input.parse()?;
-                input.parse::<Token![=]>()?;
-                args.shared = Some(expect_bool(&input.parse::<Expr>()?, "shared")?);
-                ("shared", k.span)
-            } else if lookahead.peek(kw::max_body) {
-                let k: kw::max_body = input.parse()?;
-                input.parse::<Token![=]>()?;
-                args.max_body = Some(input.parse::<Expr>()?);
-                ("max_body", k.span)
-            } else {
-                return Err(lookahead.error());
-            };
-            if seen.iter().any(|s| s == name.0) {
-                return Err(syn::Error::new(
-                    name.1,
-                    format!("`{}` is given twice; keep one", name.0),
-                ));
+impl attr::Args for Args {
+    const MACRO: &'static str = "cache_view";
+    const NAMES: &'static [&'static str] = &["ttl", "cache", "vary", "shared", "max_body"];
+
+    fn set(&mut self, cx: &Ctxt, arg: Arg) {
+        match arg.name.to_string().as_str() {
+            "ttl" => self.ttl.set(cx, &arg, value::duration(cx, &arg, 600)),
+            "cache" => self.cache.set(cx, &arg, value::alias(cx, &arg)),
+            "vary" => {
+                let names = value::strings(cx, &arg, "Accept-Language")
+                    .and_then(|names| header_names(cx, names));
+                self.vary.set(cx, &arg, names)
             }
-            seen.push(name.0.to_owned());
-            if !input.is_empty() {
-                input.parse::<Token![,]>()?;
-            }
+            "shared" => self.shared.set(cx, &arg, value::boolean(cx, &arg)),
+            "max_body" => self
+                .max_body
+                .set(cx, &arg, value::expr(cx, &arg, "1_048_576")),
+            _ => attr::unknown::<Self>(cx, &arg),
         }
-        Ok(args)
     }
 }
 
-/// `["Accept-Language", "Accept"]`: string literals that are valid header names.
-fn parse_vary(input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
-    if !input.peek(syn::token::Bracket) {
-        return Err(
-            input.error("`vary` takes a list of header names, e.g. `vary = [\"Accept-Language\"]`")
-        );
-    }
-    let content;
-    bracketed!(content in input);
-    let names = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
+/// Keeps `names` when every one is a valid header name (RFC 9110 token).
+fn header_names(cx: &Ctxt, names: Vec<LitStr>) -> Option<Vec<LitStr>> {
+    let mut ok = true;
     for name in &names {
         let value = name.value();
         let valid = !value.is_empty()
@@ -96,11 +54,20 @@ fn parse_vary(input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !valid {
-            return Err(syn::Error::new_spanned(
+            ok = false;
+            cx.error_spanned_by(
                 name,
                 format!("`{value}` is not a header name: use letters, digits and `-`, e.g. \"Accept-Language\""),
-            ));
+            );
         }
     }
-    Ok(names.into_iter().collect())
+    ok.then_some(names)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_name_is_handled() {
+        crate::attr::tests::every_name_is_handled::<super::Args>();
+    }
 }

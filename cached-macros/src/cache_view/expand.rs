@@ -3,31 +3,37 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, ReturnType};
+use syn::{FnArg, ReturnType};
 
-use super::args::ViewArgs;
-use crate::common::contains_impl_trait;
+use super::args::Args;
+use crate::ctxt::Ctxt;
+use crate::item::MaybeItemFn;
+use crate::signature::contains_impl_trait;
 
 /// The handler with a `RequestHead` first argument, a cache lookup before its body and
 /// a store after it.
-pub fn expand(args: ViewArgs, func: ItemFn) -> syn::Result<TokenStream> {
-    let ItemFn {
-        attrs,
+pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
+    let MaybeItemFn {
+        outer_attrs,
+        inner_attrs,
         vis,
-        mut sig,
-        block,
-    } = func;
+        ..
+    } = &func;
+    let mut sig = func.sig.clone();
     if sig.asyncness.is_none() {
-        return Err(syn::Error::new_spanned(
+        cx.error_spanned_by(
             sig.fn_token,
             "#[cache_view] goes on an axum handler, which is an `async fn`: write `async fn`",
-        ));
+        );
     }
     if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
-        return Err(syn::Error::new_spanned(
+        cx.error_spanned_by(
             r,
             "#[cache_view] goes on an axum handler, which takes no `self`: make it a free function or an associated function",
-        ));
+        );
+    }
+    if cx.has_errors() {
+        return TokenStream::new();
     }
     let p = quote!(::cached_kit::__private);
     let name = sig.ident.to_string();
@@ -35,7 +41,7 @@ pub fn expand(args: ViewArgs, func: ItemFn) -> syn::Result<TokenStream> {
     let mut layer = quote! {
         #p::http::CacheLayer::new()
     };
-    if let Some(alias) = &args.cache {
+    if let Some(alias) = args.cache.get() {
         layer = quote! { #layer.cache(#alias) };
     }
     layer = quote! {
@@ -43,25 +49,20 @@ pub fn expand(args: ViewArgs, func: ItemFn) -> syn::Result<TokenStream> {
             .resolver(#p::slot_get)
             .namespace(#p::std::concat!(#p::std::module_path!(), "::", #name))
     };
-    if !args.vary.is_empty() {
-        let vary = &args.vary;
+    if let Some(vary) = args.vary.get() {
         layer = quote! { #layer.vary([#(#vary),*]) };
     }
-    if let Some(shared) = args.shared {
+    if let Some((shared, _)) = args.shared.get() {
         layer = quote! { #layer.shared(#shared) };
     }
-    if let Some(max) = &args.max_body {
-        layer = quote_spanned! {max.span()=> #layer.max_body({ let __cache_max_body: usize = #max; __cache_max_body }) };
+    if let Some(max) = args.max_body.get() {
+        layer = quote_spanned! {max.span()=>
+            #layer.max_body(#p::std::convert::identity::<#p::std::primitive::usize>(#max))
+        };
     }
-    let ttl = match &args.ttl {
-        Some(ttl) => quote! {
-            match #ttl {
-                #p::std::option::Option::Some(__cache_ttl) => __cache_layer.ttl(__cache_ttl),
-                #p::std::option::Option::None => __cache_layer,
-            }
-        },
-        None => quote!(__cache_layer),
-    };
+    if let Some(ttl) = args.ttl.get() {
+        layer = quote! { #layer.ttl(#ttl) };
+    }
 
     // Fix the body's type to the written return type, so that `?` and `return` inside
     // it behave as written (tracing's fake return edge). `impl Trait` cannot be named.
@@ -93,25 +94,25 @@ pub fn expand(args: ViewArgs, func: ItemFn) -> syn::Result<TokenStream> {
     sig.inputs
         .insert(0, syn::parse_quote!(#head: #p::http::RequestHead));
     sig.output = syn::parse_quote!(-> #p::http::Response);
+    let stmts = func.stmts();
 
-    Ok(quote! {
-        #(#attrs)*
+    quote! {
+        #(#outer_attrs)*
         #vis #sig {
+            // Inner attributes apply to the function, body included, as written.
+            #(#inner_attrs)*
             ::cached_kit::__cache_view_requires_axum!();
-            static __CACHE_VIEW: #p::http::ViewSlot = #p::http::ViewSlot::new(|| {
-                let __cache_layer = #layer;
-                #ttl
-            });
+            static __CACHE_VIEW: #p::http::ViewSlot = #p::http::ViewSlot::new(|| #layer);
             let __cache_view_exchange = match __CACHE_VIEW.begin(#head).await {
                 #p::std::result::Result::Ok(__cache_view_hit) => return __cache_view_hit,
                 #p::std::result::Result::Err(__cache_view_exchange) => __cache_view_exchange,
             };
             let __cache_view_response = async move {
                 #fake_return
-                #block
+                #stmts
             }
             .await;
             __cache_view_exchange.finish(__cache_view_response).await
         }
-    })
+    }
 }

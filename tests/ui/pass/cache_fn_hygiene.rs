@@ -1,5 +1,6 @@
-//! User code that shadows prelude names must not break the generated code.
-#![allow(dead_code, unused_macros)]
+//! User code that shadows prelude and standard names must not break the generated code:
+//! every path the expansions name is absolute, through `::cached_kit::__private`.
+#![allow(dead_code, unused_macros, non_camel_case_types)]
 
 use cached_kit::{cache_evict, cache_fn};
 
@@ -7,7 +8,7 @@ use cached_kit::{cache_evict, cache_fn};
 struct MyError;
 
 // Shadow everything the expansion could have named without a path.
-type Result<T> = std::result::Result<T, MyError>;
+type Result<T> = ::std::result::Result<T, MyError>;
 struct Option;
 struct Box;
 struct String;
@@ -16,10 +17,19 @@ struct Duration;
 struct Ok;
 struct Some;
 struct None;
-mod std_ {}
+struct Infallible;
+trait Send {}
+trait Sync {}
+trait Fn {}
+trait Future {}
+mod std {}
 mod core {}
+mod alloc {}
 fn format() {}
 macro_rules! format {
+    () => {};
+}
+macro_rules! format_args {
     () => {};
 }
 macro_rules! concat {
@@ -31,34 +41,41 @@ macro_rules! module_path {
 
 #[cache_fn(ttl = 60, key = "hygiene:{id}", unless = |v: &u32| *v == 0)]
 async fn by_id(id: u32) -> Result<u32> {
-    std::result::Result::Ok(id)
+    ::std::result::Result::Ok(id)
 }
 
-#[cache_fn(ttl = std::time::Duration::from_secs(5), cache_none = false)]
-fn maybe(id: u32) -> std::option::Option<u32> {
-    std::option::Option::Some(id)
+#[cache_fn(ttl = ::std::time::Duration::from_secs(5), cache_none = false, version = 2)]
+fn maybe(id: u32) -> ::std::option::Option<u32> {
+    ::std::option::Option::Some(id)
 }
 
-#[cache_fn]
-async fn named(name: &str) -> std::string::String {
+#[cache_fn(lock = true, lock_ttl = 20)]
+async fn named(name: &str) -> ::std::string::String {
     name.to_owned()
 }
 
-#[cache_evict(key = ["hygiene:{id}", "other:{id}"])]
+#[cache_fn]
+fn listed(items: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
+    items
+}
+
+#[cache_evict(key = ["hygiene:{id}", "other:{id}"], version = 1)]
 async fn update(id: u32) -> Result<()> {
     let _ = id;
-    std::result::Result::Ok(())
+    ::std::result::Result::Ok(())
 }
 
 fn main() {
-    let _ = (Option, Box, String, Vec, Duration, Ok, Some, None);
+    let _ = (Option, Box, String, Vec, Duration, Ok, Some, None, Infallible);
     let _ = format;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        assert_eq!(by_id(3).await.ok(), std::option::Option::Some(3));
+        assert_eq!(by_id(3).await.ok(), ::std::option::Option::Some(3));
         assert_eq!(named("a").await, "a");
         assert!(update(3).await.is_ok());
         assert!(by_id_invalidate(3).await.is_ok());
+        assert!(by_id_refresh(3).await.is_ok());
     });
-    assert_eq!(maybe(2), std::option::Option::Some(2));
+    assert_eq!(maybe(2), ::std::option::Option::Some(2));
+    assert_eq!(listed(::std::vec![1]), ::std::vec![1]);
 }

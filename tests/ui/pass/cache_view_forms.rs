@@ -73,6 +73,13 @@ async fn whole(request: Request) -> std::string::String {
 #[cache_view()]
 async fn unit() {}
 
+#[cache_view(ttl = 5)]
+async fn inner_attributes(Path(id): Path<u64>) -> std::string::String {
+    #![allow(unused_variables)]
+    let unused = id;
+    std::string::String::new()
+}
+
 fn main() {
     let _app: Router = Router::new()
         .route("/", get(list))
@@ -81,5 +88,6 @@ fn main() {
         .route("/search", post(body).get(body))
         .route("/whole", get(whole))
         .route("/unit", get(unit))
+        .route("/inner/{id}", get(inner_attributes))
         .with_state(Db);
 }

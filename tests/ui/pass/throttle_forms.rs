@@ -29,6 +29,15 @@ mod handlers {
         "ok"
     }
 
+    // DRF reads the unit from its first letter; its multiple is `2-sec`.
+    #[throttle(rate = "100/hr")]
+    #[throttle(rate = "5/sec", scope = "anon")]
+    #[throttle(rate = "1/2-sec", scope = "bursts")]
+    pub async fn drf_spellings() -> &'static str {
+        #![allow(clippy::needless_return)]
+        return "ok";
+    }
+
     #[throttle(rate = "100/h", scope = "anon")]
     #[throttle(rate = "1000/day", scope = "listing")]
     pub(crate) async fn with_extractors(
@@ -54,6 +63,7 @@ fn main() {
     use axum::routing::{get, post};
     let _app: axum::Router = axum::Router::new()
         .route("/", get(handlers::plain))
+        .route("/drf", get(handlers::drf_spellings))
         .route("/items/{id}", post(handlers::with_extractors))
         .route("/upload", post(handlers::returns_impl))
         .with_state(handlers::Db);

@@ -192,11 +192,21 @@ pub async fn invalidate(
     cache.delete(&key).await
 }
 
-/// Deletes `keys` after a successful call (`#[cache_evict]`). Failures are logged
-/// (and counted by the cache), never returned.
-pub async fn evict(cache: Result<Cache, CacheError>, keys: &[String], name: &'static str) {
+/// Deletes `keys` after a successful call (`#[cache_evict]`), under key version
+/// `version` (`version = N`, the same as `#[cache_fn(version = N)]` stored them under)
+/// or the cache's own. Failures are logged (and counted by the cache), never returned.
+pub async fn evict(
+    cache: Result<Cache, CacheError>,
+    keys: &[String],
+    name: &'static str,
+    version: Option<u32>,
+) {
     match cache {
         Ok(cache) => {
+            let cache = match version {
+                Some(v) if v != cache.version() => cache.with_version(v),
+                _ => cache,
+            };
             let _ = cache.delete_many(keys).await;
         }
         Err(e) => log_uncached(name, &e),
@@ -354,9 +364,10 @@ pub trait Uncached<T> {
 
 impl<T> Uncached<T> for &Probe<T> {}
 
-/// What a `ttl = <expression>` argument may be: a `std::time::Duration`.
+/// What a `ttl = <expression>` (or `lock_ttl = <expression>`) argument may be: a
+/// `std::time::Duration`.
 #[diagnostic::on_unimplemented(
-    message = "`ttl` must be a `std::time::Duration`, not `{Self}`",
+    message = "`ttl` and `lock_ttl` take a `std::time::Duration`, not `{Self}`",
     label = "expected a `Duration`",
     note = "write whole seconds as an integer literal (`ttl = 600`), or a `Duration` expression (`ttl = Duration::from_secs(TEN_MINUTES)`)"
 )]

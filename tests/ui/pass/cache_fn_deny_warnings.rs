@@ -1,0 +1,120 @@
+//! The expansions raise no warning in a crate that denies them all (SPEC §10.7): private
+//! functions whose companions are never called, single-expression bodies, arguments the
+//! key skips, inner attributes, `#[expect]`, every argument form.
+#![deny(warnings)]
+
+use std::time::Duration;
+
+use cached_kit::{cache_evict, cache_fn};
+
+struct Db;
+
+impl Db {
+    fn rows(&self) -> u32 {
+        3
+    }
+}
+
+const TTL: Duration = Duration::from_secs(5);
+const VERSION: u32 = 2;
+
+#[cache_fn]
+fn single_expression(x: u32) -> u32 {
+    x * 2
+}
+
+#[cache_fn(ttl = 60, skip(db))]
+async fn skipped(db: &Db, month: u8) -> u32 {
+    db.rows() + u32::from(month)
+}
+
+#[cache_fn(ttl = TTL, version = VERSION, key = "k:{x}", unless = |v: &u32| *v == 0)]
+async fn every_argument(x: u32) -> u32 {
+    x
+}
+
+#[cache_fn(lock = true, lock_ttl = 30, cache_none = false)]
+async fn locked(x: u32) -> Option<u32> {
+    (x > 0).then_some(x)
+}
+
+#[cache_fn(lock = true, lock_ttl = Duration::from_millis(1500))]
+fn locked_sync(x: u32) -> Result<u32, String> {
+    if x == 0 {
+        return Err("zero".into());
+    }
+    Ok(x)
+}
+
+#[cache_fn]
+fn unit(x: u32) {
+    let _ = x;
+}
+
+#[cache_fn]
+fn with_inner_attributes(x: u32) -> u32 {
+    #![allow(unused_variables)]
+    let unused = x;
+    1
+}
+
+#[cache_fn]
+#[expect(unused_variables)]
+fn with_expect(x: u32) -> u32 {
+    let unused = x;
+    2
+}
+
+#[cache_fn]
+fn mutated(mut x: u32) -> u32 {
+    x += 1;
+    x
+}
+
+#[cache_evict(key = "k:{x}", version = VERSION)]
+async fn evicts(x: u32) {}
+
+#[cache_evict(key = ["k:{x}", "other:{x}"])]
+fn evicts_sync(x: u32) -> Result<(), String> {
+    #![allow(clippy::unnecessary_wraps)]
+    let _ = x;
+    Ok(())
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Repo {
+    tenant: String,
+}
+
+impl Repo {
+    #[cache_fn(key = "{self.tenant}:{id}")]
+    async fn find(&self, id: u64) -> Option<u64> {
+        Some(id)
+    }
+
+    #[cache_fn]
+    fn make(id: u64) -> Vec<Self> {
+        let _ = id;
+        Vec::new()
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        assert_eq!(skipped(&Db, 1).await, 4);
+        assert_eq!(every_argument(1).await, 1);
+        assert_eq!(locked(1).await, Some(1));
+        evicts(1).await;
+        let repo = Repo { tenant: "t".into() };
+        assert_eq!(repo.find(1).await, Some(1));
+    });
+    assert_eq!(single_expression(2), 4);
+    assert_eq!(locked_sync(1), Ok(1));
+    unit(1);
+    assert_eq!(with_inner_attributes(1), 1);
+    assert_eq!(with_expect(1), 2);
+    assert_eq!(mutated(1), 2);
+    assert!(evicts_sync(1).is_ok());
+    assert!(Repo::make(1).is_empty());
+}
