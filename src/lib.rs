@@ -116,16 +116,16 @@ pub mod __private {
     pub use std;
 
     // `#[cache_fn]` and `#[cache_evict]`.
-    pub use cached_core::argkey::{ArgKey, KeyArg};
-    pub use cached_core::memoize::{
+    pub use cached_core::__private::memoize::{
         assert_cacheable, block_on, evict, infallible, invalidate, is_some, memoize, ready,
         ready_ok, refresh, stored_key, succeeded, ttl, Probe, Spec, Uncached, ViaCache,
     };
-    pub use cached_core::{CacheError, CacheSlot};
+    pub use cached_core::__private::{ArgKey, CacheSlot, KeyArg};
+    pub use cached_core::CacheError;
 
     /// Resolves a named cache for generated code.
     pub fn slot_get(
-        slot: &cached_core::CacheSlot,
+        slot: &cached_core::__private::CacheSlot,
     ) -> Result<cached_core::Cache, cached_core::CacheError> {
         slot.get()
     }

@@ -24,7 +24,7 @@
 //! stored under a digest by the [`key`](crate::key) rule, like every other key.
 //!
 //! ```
-//! use cached_core::argkey::ArgKey;
+//! use cached_core::__private::ArgKey;
 //! let mut key = ArgKey::new("shop::search");
 //! key.ty::<u32>();
 //! key.arg(&"lamp");
@@ -42,7 +42,7 @@ use serde::ser::{self, Serialize};
 /// Implemented for every `Serialize` type; you never implement it by hand.
 ///
 /// ```
-/// fn assert_keyable<T: cached_core::argkey::KeyArg + ?Sized>() {}
+/// fn assert_keyable<T: cached_core::__private::KeyArg + ?Sized>() {}
 /// assert_keyable::<str>();
 /// assert_keyable::<(u32, Vec<String>)>();
 /// ```
@@ -58,7 +58,7 @@ impl<T: Serialize + ?Sized> KeyArg for T {}
 /// Why an argument could not be encoded: its `Serialize` implementation failed.
 ///
 /// ```
-/// use cached_core::argkey::ArgKeyError;
+/// use cached_core::__private::ArgKeyError;
 /// let err = ArgKeyError::new("bad value");
 /// assert!(err.to_string().contains("bad value"));
 /// ```
@@ -97,7 +97,7 @@ impl ser::Error for ArgKeyError {
 /// Builds a default key: a path, then type parameters, then arguments.
 ///
 /// ```
-/// use cached_core::argkey::ArgKey;
+/// use cached_core::__private::ArgKey;
 /// let mut key = ArgKey::new("app::report");
 /// key.arg(&3u8);
 /// key.arg(&"march");
@@ -128,7 +128,7 @@ impl ArgKey {
     /// A key starting with `{type}::{name}`, for methods (the type is `Self`).
     ///
     /// ```
-    /// use cached_core::argkey::ArgKey;
+    /// use cached_core::__private::ArgKey;
     /// struct Repo;
     /// let key = ArgKey::method::<Repo>("find").finish().unwrap();
     /// assert!(key.ends_with("Repo::find()"), "{key}");
@@ -192,7 +192,7 @@ impl ArgKey {
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use cached_core::argkey::encode;
+/// use cached_core::__private::encode;
 /// assert_eq!(encode(&("a\"b", 'c', -1.5f64, ())).unwrap(), r#"("a\"b",'c',-1.5,())"#);
 /// let map: HashMap<&str, u8> = [("b", 2), ("a", 1)].into();
 /// assert_eq!(encode(&map).unwrap(), r#"{"a":1,"b":2}"#);

@@ -17,7 +17,7 @@
 //! connection for that runtime), and the blocked runtime is never waited on.
 //!
 //! ```
-//! let v = cached_core::blocking::block_on(async { 40 + 2 });
+//! let v = cached_core::__private::block_on(async { 40 + 2 });
 //! assert_eq!(v, 42);
 //! ```
 
@@ -29,7 +29,8 @@ use std::thread::{self, Thread};
 
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
-/// Drives `future` to completion on the calling thread; see the [module](self) docs.
+/// Drives `future` to completion on the calling thread, in the way that cannot panic and
+/// cannot starve the caller's runtime (the `blocking` module docs of cached-core say how).
 pub fn block_on<F: Future>(future: F) -> F::Output {
     match Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {

@@ -12,7 +12,7 @@ use crate::cache::Cache;
 /// once, and again only after [`Caches::insert`](crate::Caches::insert) changed the registry.
 ///
 /// ```
-/// static SLOT: cached_core::CacheSlot = cached_core::CacheSlot::new("default");
+/// static SLOT: cached_core::__private::CacheSlot = cached_core::__private::CacheSlot::new("default");
 /// assert_eq!(SLOT.get().unwrap().alias(), "default");
 /// ```
 #[doc(hidden)]

@@ -11,8 +11,8 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::convert::Infallible;
-//! use cached_core::memoize::{memoize, Spec};
-//! use cached_core::memoize::stored_key;
+//! use cached_core::__private::memoize::{memoize, Spec};
+//! use cached_core::__private::memoize::stored_key;
 //! let spec = Spec { name: "doc::answer", version: None, ttl: None, lock: false, lock_ttl: None };
 //! let cache = Ok(cached_core::cache());
 //! let key = stored_key(&cache, &spec, format_args!("doc:answer"));
@@ -75,7 +75,7 @@ impl KeySource for Result<String, ArgKeyError> {
 /// rule applied), rendered in one allocation: the hit path of [`memoize`] makes no other.
 ///
 /// ```
-/// use cached_core::memoize::{stored_key, Spec};
+/// use cached_core::__private::memoize::{stored_key, Spec};
 /// let spec = Spec { name: "doc::f", version: Some(3), ttl: None, lock: false, lock_ttl: None };
 /// let cache = Ok(cached_core::cache());
 /// let key = stored_key(&cache, &spec, format_args!("product:{}", 42));
