@@ -80,10 +80,6 @@ async fn a_scheme_of_an_enabled_feature_builds_without_connecting() {
     // With the `redis` feature on, the scheme is known; connecting is lazy, so an
     // unreachable server is not a configuration error.
     if cfg!(feature = "redis") {
-        // The facade registers its backends' schemes on its first entry point
-        // (`cache()`, `caches()`, the macros); `Cache::from_url` is cached-core's and
-        // cannot, so it comes after one (see the `Cache::from_url` docs).
-        let _ = cached_kit::caches();
         let cache = Cache::from_url("redis://127.0.0.1:1/0?key_prefix=lazy").unwrap();
         assert_eq!(
             cached_kit::caches().get("default").unwrap().alias(),
