@@ -7,7 +7,10 @@
 //! ```text
 //! async fn list(__head: RequestHead, State(db): State<Db>, Query(q): Query<Page>) -> Response {
 //!     static VIEW: ViewSlot = ViewSlot::new(|| CacheLayer::new()...);
-//!     let exchange = match VIEW.begin(__head).await { Ok(hit) => return hit, Err(e) => e };
+//!     let exchange = match VIEW.lookup(__head).await {
+//!         Lookup::Hit(response) => return response,
+//!         Lookup::Miss(exchange) => exchange,
+//!     };
 //!     let response = async move { /* the handler's body */ }.await;
 //!     exchange.finish(response).await
 //! }
@@ -26,6 +29,7 @@ use axum::response::IntoResponse;
 use http::request::Parts;
 use http::{HeaderMap, Method, Uri};
 
+pub use super::exchange::Lookup;
 pub use super::CacheLayer;
 pub use axum::response::Response;
 
@@ -72,14 +76,25 @@ impl ViewSlot {
         }
     }
 
-    /// Looks the request up: `Ok` is the cached answer, `Err` the exchange to finish.
-    pub async fn begin(&self, head: RequestHead) -> Result<Response, ViewExchange> {
+    /// Looks the request up: the answer from the cache, or the exchange to finish with
+    /// the handler's response. Concurrent misses of one key wait for one handler run.
+    pub async fn lookup(&self, head: RequestHead) -> Lookup<ViewExchange> {
         let options = self
             .options
             .get_or_init(|| Arc::clone((self.init)().options()));
-        Exchange::begin(options, &head.method, &head.uri, &head.headers)
-            .await
-            .map_err(ViewExchange)
+        match Exchange::begin(options, &head.method, &head.uri, &head.headers).await {
+            Lookup::Hit(response) => Lookup::Hit(response),
+            Lookup::Miss(exchange) => Lookup::Miss(ViewExchange(exchange)),
+        }
+    }
+
+    /// [`lookup`](Self::lookup) as a `Result`: `Ok` is the cached answer, `Err` the
+    /// exchange to finish. Kept for code generated before `lookup`.
+    pub async fn begin(&self, head: RequestHead) -> Result<Response, ViewExchange> {
+        match self.lookup(head).await {
+            Lookup::Hit(response) => Ok(response),
+            Lookup::Miss(exchange) => Err(exchange),
+        }
     }
 }
 
