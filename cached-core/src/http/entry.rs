@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{AGE, CONNECTION};
+use http::header::{AGE, CONNECTION, CONTENT_LENGTH};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -82,19 +82,27 @@ impl Entry {
 }
 
 impl Stored {
-    /// The stored status and headers; stored headers that no longer parse are dropped.
+    /// The stored status and the headers of a hit, parsed once: the stored headers
+    /// (those that no longer parse are dropped), `Content-Length`, and placeholders for
+    /// `Age` and `Cache-Status`, so that a hit clones this map and replaces two values
+    /// without growing it.
     pub(crate) fn parts(&self) -> &(StatusCode, HeaderMap) {
         self.parsed.get_or_init(|| {
             let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
-            let mut map = HeaderMap::with_capacity(self.headers.len() + 2);
+            let mut map = HeaderMap::with_capacity(self.headers.len() + 3);
             for (name, value) in &self.headers {
                 if let (Ok(n), Ok(v)) = (
                     HeaderName::from_bytes(name.as_bytes()),
                     HeaderValue::from_bytes(value),
                 ) {
-                    map.append(n, v);
+                    if n != CONTENT_LENGTH {
+                        map.append(n, v);
+                    }
                 }
             }
+            map.insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+            map.insert(AGE, HeaderValue::from_static("0"));
+            map.insert(CACHE_STATUS, HeaderValue::from_static("cached-kit; hit"));
             (status, map)
         })
     }
@@ -174,7 +182,12 @@ mod tests {
         );
         let (_, stored) = entry.parts();
         let names: Vec<&str> = stored.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["content-type", "x-kept"]);
+        assert_eq!(
+            names,
+            ["content-type", "x-kept", "content-length", "age", "cache-status"],
+            "the stored headers, then what a hit writes"
+        );
+        assert_eq!(stored["content-length"], "1");
         assert_eq!(stored.get_all("x-kept").iter().count(), 2);
         assert_eq!(entry.upstream(), "origin; hit, edge; fwd=miss");
     }

@@ -187,13 +187,19 @@ struct Miss {
 
 /// What a read found.
 enum Found {
-    Entry(Entry),
+    /// A fresh entry, and the time (milliseconds since the epoch) it was found fresh at.
+    Entry(Entry, u64),
     /// Nothing fresh under this stored key.
     Missing(String),
 }
 
 impl Exchange {
     /// Looks the request up; on a miss, joins or leads the flight of its key.
+    ///
+    /// A backend that answers at once (in memory) is read without awaiting; the rest of
+    /// the way (a backend that must be awaited, a miss, waiting for another request) is
+    /// boxed, so the future of a hit, which is part of every cached handler's, stays
+    /// small.
     pub(crate) async fn begin(
         opts: &Arc<Options>,
         method: &Method,
@@ -209,59 +215,27 @@ impl Exchange {
         if let Err(reason) = may_look_up(method, target, request) {
             return Lookup::Miss(exchange(State::Bypass(reason)));
         }
-        let miss = |cache, lead| {
-            exchange(State::Miss(Box::new(Miss {
-                cache,
-                request: request.clone(),
-                lead,
-            })))
-        };
         let cache = match opts.cache() {
             Ok(cache) => cache,
             Err(e) => {
                 if may_log() {
                     tracing::warn!(error = %e, "the HTTP cache's backend is unavailable; serving uncached");
                 }
-                return Lookup::Miss(miss(None, None));
+                let miss = Miss {
+                    cache: None,
+                    request: request.clone(),
+                    lead: None,
+                };
+                return Lookup::Miss(exchange(State::Miss(Box::new(miss))));
             }
         };
         let base = Base::new(method, target, request);
         // The first read is the one the cache's stats count: one lookup per request.
-        let mut count = true;
-        let lead = loop {
-            let key = match find(opts, &cache, &base, request, count).await {
-                Found::Entry(entry) => return Lookup::Hit(hit(&entry, request, omit_body)),
-                Found::Missing(key) => key,
-            };
-            count = false;
-            if request_no_store(request) {
-                // Its response will not be stored: nobody waits for it.
-                break None;
-            }
-            match opts.live.flights.join(key) {
-                Joined::Lead(lead) => {
-                    // A flight that ended between the read and the join stored first.
-                    if let Found::Entry(entry) = find(opts, &cache, &base, request, false).await {
-                        return Lookup::Hit(hit(&entry, request, omit_body));
-                    }
-                    break Some(lead);
-                }
-                Joined::Follow(follow) => match follow.wait().await {
-                    Some(Outcome::Stored(handoff)) => {
-                        let names = merged(&opts.names, &handoff.learned);
-                        if base.entry(&cache, &opts.label, &names, request) == handoff.key {
-                            return Lookup::Hit(hit(&handoff.entry, request, omit_body));
-                        }
-                        // It varies on a header this request sends otherwise.
-                        break None;
-                    }
-                    Some(_) => break None,
-                    // The leader went away: look again, and lead if nobody does.
-                    None => continue,
-                },
-            }
-        };
-        Lookup::Miss(miss(Some((cache, base)), lead))
+        let first = find_now(opts, &cache, &base, request);
+        if let Some(Found::Entry(entry, now)) = &first {
+            return Lookup::Hit(hit(entry, *now, request, omit_body));
+        }
+        Box::pin(settle(opts, cache, base, request, omit_body, first)).await
     }
 
     /// Whether the handler must run as `GET` (the request was a `HEAD` that shares the
@@ -305,6 +279,96 @@ fn may_log() -> bool {
             .is_ok()
 }
 
+/// The rest of [`Exchange::begin`] after its first read (`first`, or `None` when the
+/// backend must be awaited): lead or follow the flight of a missing key.
+async fn settle(
+    opts: &Arc<Options>,
+    cache: Cache,
+    base: Base,
+    request: &HeaderMap,
+    omit_body: bool,
+    first: Option<Found>,
+) -> Lookup<Exchange> {
+    let mut found = match first {
+        Some(found) => found,
+        None => find(opts, &cache, &base, request, true).await,
+    };
+    let lead = loop {
+        let key = match found {
+            Found::Entry(entry, now) => return Lookup::Hit(hit(&entry, now, request, omit_body)),
+            Found::Missing(key) => key,
+        };
+        if request_no_store(request) {
+            // Its response will not be stored: nobody waits for it.
+            break None;
+        }
+        match opts.live.flights.join(key) {
+            Joined::Lead(lead) => {
+                // A flight that ended between the read and the join stored first.
+                if let Found::Entry(entry, now) = find(opts, &cache, &base, request, false).await {
+                    return Lookup::Hit(hit(&entry, now, request, omit_body));
+                }
+                break Some(lead);
+            }
+            Joined::Follow(follow) => match follow.wait().await {
+                Some(Outcome::Stored(handoff)) => {
+                    let names = merged(&opts.names, &handoff.learned);
+                    if base.entry(&cache, &opts.label, &names, request) == handoff.key {
+                        let entry = &handoff.entry;
+                        return Lookup::Hit(hit(entry, now_ms(), request, omit_body));
+                    }
+                    // It varies on a header this request sends otherwise.
+                    break None;
+                }
+                Some(_) => break None,
+                // The leader went away: look again, and lead if nobody does.
+                None => found = find(opts, &cache, &base, request, false).await,
+            },
+        }
+    };
+    let miss = Miss {
+        cache: Some((cache, base)),
+        request: request.clone(),
+        lead,
+    };
+    Lookup::Miss(Exchange {
+        opts: Arc::clone(opts),
+        omit_body,
+        state: State::Miss(Box::new(miss)),
+    })
+}
+
+/// [`find`]'s counted first read for a backend that answers at once; `None` when the
+/// backend must be awaited (nothing was read or counted then).
+fn find_now(opts: &Options, cache: &Cache, base: &Base, request: &HeaderMap) -> Option<Found> {
+    if opts.live.varies.load(Ordering::Relaxed) {
+        let learned = learned(cache.fetch_now(&base.manifest(cache, &opts.label), false)?);
+        let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
+        let read = cache.fetch_now(&key, true)?;
+        return Some(fresh(read, key));
+    }
+    let key = base.entry(cache, &opts.label, &opts.names, request);
+    let found = fresh(cache.fetch_now(&key, true)?, key);
+    let Found::Missing(key) = found else {
+        return Some(found);
+    };
+    // As in `find`; a manifest that must be awaited is left to the miss (a guess that
+    // finds nothing is safe).
+    let Some(manifest) = cache.fetch_now(&base.manifest(cache, &opts.label), false) else {
+        return Some(Found::Missing(key));
+    };
+    let learned = learned(manifest);
+    if !opts.adds_to_names(&learned) {
+        return Some(Found::Missing(key));
+    }
+    opts.live.varies.store(true, Ordering::Relaxed);
+    let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
+    match cache.fetch_now(&key, false) {
+        Some(read) => Some(fresh(read, key)),
+        None => Some(Found::Missing(key)),
+    }
+}
+
 /// Finds the entry for a request.
 ///
 /// Until a response of this layer or view lists `Vary` names beyond the configured ones,
@@ -321,20 +385,11 @@ async fn find(
 ) -> Found {
     if opts.live.varies.load(Ordering::Relaxed) {
         let learned = manifest(opts, cache, base).await;
-        let names = merged(&opts.names, &learned);
-        return read(
-            cache,
-            base.entry(cache, &opts.label, &names, request),
-            count,
-        )
-        .await;
+        let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
+        return fresh(cache.fetch(&key, count).await, key);
     }
-    let found = read(
-        cache,
-        base.entry(cache, &opts.label, &opts.names, request),
-        count,
-    )
-    .await;
+    let key = base.entry(cache, &opts.label, &opts.names, request);
+    let found = fresh(cache.fetch(&key, count).await, key);
     let Found::Missing(key) = found else {
         return found;
     };
@@ -343,19 +398,20 @@ async fn find(
         return Found::Missing(key);
     }
     opts.live.varies.store(true, Ordering::Relaxed);
-    let names = merged(&opts.names, &learned);
-    read(
-        cache,
-        base.entry(cache, &opts.label, &names, request),
-        false,
-    )
-    .await
+    let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
+    fresh(cache.fetch(&key, false).await, key)
 }
 
-/// The header names the URL's manifest lists (none when it is absent or unusable).
+/// The header names the URL's manifest lists.
 async fn manifest(opts: &Options, cache: &Cache, base: &Base) -> Vec<HeaderName> {
     let key = base.manifest(cache, &opts.label);
-    let Ok(Some(names)) = cache.fetch::<Vec<String>>(&key, false).await else {
+    learned(cache.fetch(&key, false).await)
+}
+
+/// The header names a manifest read found (none when it is absent or unusable: a
+/// foreign or corrupt manifest makes lookups guess, which is safe).
+fn learned(read: Result<Option<Vec<String>>, CacheError>) -> Vec<HeaderName> {
+    let Ok(Some(names)) = read else {
         return Vec::new();
     };
     if names.len() > MAX_VARY {
@@ -368,17 +424,22 @@ async fn manifest(opts: &Options, cache: &Cache, base: &Base) -> Vec<HeaderName>
         .unwrap_or_default()
 }
 
-async fn read(cache: &Cache, key: String, count: bool) -> Found {
-    match cache.fetch::<Entry>(&key, count).await {
-        Ok(Some(entry)) if entry.remaining_ms(now_ms()) > 0 => Found::Entry(entry),
-        _ => Found::Missing(key),
+/// What an entry read found, at the current time.
+fn fresh(read: Result<Option<Entry>, CacheError>, key: String) -> Found {
+    let Ok(Some(entry)) = read else {
+        return Found::Missing(key);
+    };
+    let now = now_ms();
+    match entry.remaining_ms(now) {
+        0 => Found::Missing(key),
+        _ => Found::Entry(entry, now),
     }
 }
 
 /// The answer from a stored entry: its headers plus `Age` and `Cache-Status`.
-fn hit(entry: &Entry, request: &HeaderMap, omit_body: bool) -> Response {
-    let now = now_ms();
+fn hit(entry: &Entry, now: u64, request: &HeaderMap, omit_body: bool) -> Response {
     let (status, stored) = entry.parts();
+    // The stored map holds placeholders for these two: replacing them does not grow it.
     let mut headers = stored.clone();
     headers.insert(AGE, HeaderValue::from(entry.age_ms(now) / 1000));
     headers.insert(
@@ -535,7 +596,9 @@ fn reply(
     }
     let body = match omit_body {
         true => {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            if !headers.contains_key(CONTENT_LENGTH) {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            }
             Body::empty()
         }
         false => Body::from(body.clone()),

@@ -21,6 +21,7 @@ use http::header::HOST;
 use http::{HeaderMap, HeaderName, Method, Uri};
 use sha2::{Digest, Sha256};
 
+
 use crate::key::{hex_digest, is_safe};
 use crate::Cache;
 
@@ -28,7 +29,11 @@ use crate::Cache;
 const DIGEST_BYTES: usize = 16;
 
 /// The request headers that name the resource behind a proxy: part of every base.
-const FORWARDED: [&str; 3] = ["x-forwarded-host", "x-forwarded-proto", "forwarded"];
+const FORWARDED: [HeaderName; 3] = [
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    http::header::FORWARDED,
+];
 
 /// The readable start of a view's keys, `view:{namespace}:`. A namespace that cannot be
 /// stored as written (see [`crate::key`]) is replaced by its digest, so every key this
@@ -53,40 +58,40 @@ impl Label {
 
 /// The digest state of a request's base (see the module docs).
 #[derive(Clone)]
-pub(crate) struct Base(Sha256);
+pub(crate) struct Base(Feed);
 
 impl Base {
     pub(crate) fn new(method: &Method, target: &Uri, request: &HeaderMap) -> Self {
-        let mut h = Sha256::new();
+        let mut f = Feed::new();
         // HEAD is answered from the GET entry; other methods never reach the cache.
         let method = if method == Method::HEAD {
             "GET"
         } else {
             method.as_str()
         };
-        field(&mut h, method.as_bytes());
-        optional(&mut h, target.scheme_str().map(str::as_bytes));
+        f.field(method.as_bytes());
+        f.optional(target.scheme_str().map(str::as_bytes));
         let host = request.get(HOST).map(|h| h.as_bytes());
         match host.or_else(|| target.authority().map(|a| a.as_str().as_bytes())) {
             Some(authority) => {
-                h.update(b"P");
-                lower_field(&mut h, authority);
+                f.put(b"P");
+                f.lower_field(authority);
             }
-            None => h.update(b"A"),
+            None => f.put(b"A"),
         }
-        field(&mut h, target.path().as_bytes());
-        optional(&mut h, target.query().map(str::as_bytes));
-        for name in FORWARDED {
-            values(&mut h, name, request);
+        f.field(target.path().as_bytes());
+        f.optional(target.query().map(str::as_bytes));
+        for name in &FORWARDED {
+            f.values(name, request);
         }
-        Base(h)
+        Base(f)
     }
 
     /// The stored key of the manifest of this base.
     pub(crate) fn manifest(&self, cache: &Cache, label: &Label) -> String {
-        let mut h = self.0.clone();
-        h.update(b"M");
-        render(cache, label, &h.finalize(), ":vary")
+        let mut f = self.0.clone();
+        f.put(b"M");
+        render(cache, label, &f.finish(), ":vary")
     }
 
     /// The stored key of the response for `request`, varying on `names` (lowercase,
@@ -98,14 +103,87 @@ impl Base {
         names: &[HeaderName],
         request: &HeaderMap,
     ) -> String {
-        let mut h = self.0.clone();
-        h.update(b"E");
-        h.update((names.len() as u64).to_be_bytes());
+        let mut f = self.0.clone();
+        f.put(b"E");
+        f.len(names.len());
         for name in names {
-            field(&mut h, name.as_str().as_bytes());
-            values(&mut h, name, request);
+            f.field(name.as_str().as_bytes());
+            f.values(name, request);
         }
-        render(cache, label, &h.finalize(), "")
+        render(cache, label, &f.finish(), "")
+    }
+}
+
+/// SHA-256 input, fed piece by piece.
+#[derive(Clone)]
+struct Feed {
+    hasher: Sha256,
+}
+
+impl Feed {
+    fn new() -> Self {
+        Feed {
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+    }
+
+    /// A length or count. Four bytes: no header value or URL reaches 4 GiB (a larger one
+    /// would saturate, and still differ in its bytes).
+    fn len(&mut self, n: usize) {
+        self.put(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+    }
+
+    /// `bytes` with its length in front.
+    fn field(&mut self, bytes: &[u8]) {
+        self.len(bytes.len());
+        self.put(bytes);
+    }
+
+    /// [`field`](Self::field) of `bytes` lowercased, without allocating.
+    fn lower_field(&mut self, bytes: &[u8]) {
+        self.len(bytes.len());
+        let mut chunk = [0u8; 64];
+        for piece in bytes.chunks(chunk.len()) {
+            let out = &mut chunk[..piece.len()];
+            out.copy_from_slice(piece);
+            out.make_ascii_lowercase();
+            self.put(out);
+        }
+    }
+
+    /// `A` for absent, or `P` and the field.
+    fn optional(&mut self, bytes: Option<&[u8]>) {
+        match bytes {
+            Some(bytes) => {
+                self.put(b"P");
+                self.field(bytes);
+            }
+            None => self.put(b"A"),
+        }
+    }
+
+    /// Every value of header `name`, in order: `A` when absent, else `P`, the count and
+    /// each value.
+    fn values<K: http::header::AsHeaderName>(&mut self, name: K, request: &HeaderMap) {
+        let all = request.get_all(name);
+        let n = all.iter().count();
+        if n == 0 {
+            self.put(b"A");
+            return;
+        }
+        self.put(b"P");
+        self.len(n);
+        for value in all {
+            self.field(value.as_bytes());
+        }
+    }
+
+    fn finish(self) -> [u8; 32] {
+        self.hasher.finalize().into()
     }
 }
 
@@ -124,51 +202,6 @@ fn render(cache: &Cache, label: &Label, digest: &[u8], suffix: &str) -> String {
     }
     out.push_str(suffix);
     out
-}
-
-/// Appends `bytes` with its length in front.
-fn field(h: &mut Sha256, bytes: &[u8]) {
-    h.update((bytes.len() as u64).to_be_bytes());
-    h.update(bytes);
-}
-
-/// [`field`] of `bytes` lowercased, without allocating.
-fn lower_field(h: &mut Sha256, bytes: &[u8]) {
-    h.update((bytes.len() as u64).to_be_bytes());
-    let mut buf = [0u8; 64];
-    for chunk in bytes.chunks(buf.len()) {
-        let out = &mut buf[..chunk.len()];
-        out.copy_from_slice(chunk);
-        out.make_ascii_lowercase();
-        h.update(out);
-    }
-}
-
-/// `A` for absent, or `P` and the field.
-fn optional(h: &mut Sha256, bytes: Option<&[u8]>) {
-    match bytes {
-        Some(bytes) => {
-            h.update(b"P");
-            field(h, bytes);
-        }
-        None => h.update(b"A"),
-    }
-}
-
-/// Every value of header `name`, in order: `A` when absent, else `P`, the count and
-/// each value.
-fn values<K: http::header::AsHeaderName>(h: &mut Sha256, name: K, request: &HeaderMap) {
-    let all = request.get_all(name);
-    let n = all.iter().count();
-    if n == 0 {
-        h.update(b"A");
-        return;
-    }
-    h.update(b"P");
-    h.update((n as u64).to_be_bytes());
-    for value in all {
-        field(h, value.as_bytes());
-    }
 }
 
 #[cfg(test)]
@@ -252,10 +285,10 @@ mod tests {
         );
         for forwarded in FORWARDED {
             let mut f = a.clone();
-            f.insert(forwarded, HeaderValue::from_static("evil.example"));
+            f.insert(forwarded.clone(), HeaderValue::from_static("evil.example"));
             assert_ne!(base("/p", &f), base("/p", &a), "{forwarded}");
             let mut empty = a.clone();
-            empty.insert(forwarded, HeaderValue::from_static(""));
+            empty.insert(forwarded.clone(), HeaderValue::from_static(""));
             assert_ne!(base("/p", &f), base("/p", &empty), "{forwarded}");
             assert_ne!(base("/p", &a), base("/p", &empty), "{forwarded}");
         }
@@ -269,6 +302,25 @@ mod tests {
             HeaderValue::from_str(&format!("{long}x")).expect("host"),
         );
         assert_ne!(base("/p", &l1), base("/p", &l2));
+    }
+
+    #[test]
+    fn the_feed_digests_exactly_its_input_however_it_is_cut() {
+        let pieces: Vec<Vec<u8>> = vec![
+            b"a".to_vec(),
+            vec![7; 255],
+            vec![1; 2],
+            vec![9; 700],
+            b"".to_vec(),
+            vec![3; 256],
+            vec![4; 1],
+        ];
+        let mut f = Feed::new();
+        for p in &pieces {
+            f.put(p);
+        }
+        let whole: Vec<u8> = pieces.concat();
+        assert_eq!(f.finish(), <[u8; 32]>::from(Sha256::digest(&whole)));
     }
 
     #[test]

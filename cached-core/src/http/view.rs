@@ -104,6 +104,8 @@ pub struct ViewExchange(Exchange);
 impl ViewExchange {
     /// Stores the handler's response if allowed, and returns it with the cache's headers.
     pub async fn finish(self, response: impl IntoResponse) -> Response {
-        self.0.finish(response.into_response()).await
+        // Boxed: storing is the miss path, and its future would otherwise be part of
+        // every call of the handler, hits included.
+        Box::pin(self.0.finish(response.into_response())).await
     }
 }
