@@ -184,7 +184,13 @@ mod tests {
         let names: Vec<&str> = stored.keys().map(HeaderName::as_str).collect();
         assert_eq!(
             names,
-            ["content-type", "x-kept", "content-length", "age", "cache-status"],
+            [
+                "content-type",
+                "x-kept",
+                "content-length",
+                "age",
+                "cache-status"
+            ],
             "the stored headers, then what a hit writes"
         );
         assert_eq!(stored["content-length"], "1");

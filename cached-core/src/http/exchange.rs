@@ -193,19 +193,49 @@ enum Found {
     Missing(String),
 }
 
+/// How far [`Exchange::begin_now`] got.
+pub(crate) enum Begun {
+    /// The lookup is done.
+    Done(Lookup<Exchange>),
+    /// The rest needs waiting: finish it with [`Rest::settle`].
+    Pending(Rest),
+}
+
+/// What [`Exchange::begin_now`] could not finish without awaiting: a first read that
+/// must be awaited, or a miss (which may wait for another request).
+pub(crate) struct Rest {
+    cache: Cache,
+    base: Base,
+    omit_body: bool,
+    /// The counted first read, when it was done.
+    first: Option<Found>,
+}
+
 impl Exchange {
     /// Looks the request up; on a miss, joins or leads the flight of its key.
-    ///
-    /// A backend that answers at once (in memory) is read without awaiting; the rest of
-    /// the way (a backend that must be awaited, a miss, waiting for another request) is
-    /// boxed, so the future of a hit, which is part of every cached handler's, stays
-    /// small.
     pub(crate) async fn begin(
         opts: &Arc<Options>,
         method: &Method,
         target: &Uri,
         request: &HeaderMap,
     ) -> Lookup<Exchange> {
+        match Exchange::begin_now(opts, method, target, request) {
+            Begun::Done(lookup) => lookup,
+            Begun::Pending(rest) => Box::pin(rest.settle(opts, request)).await,
+        }
+    }
+
+    /// As much of [`begin`](Self::begin) as needs no waiting: a bypass, a cache that
+    /// cannot be resolved, and, with a backend that answers at once (in memory), the
+    /// first read and so every hit. The rest is returned, for the caller to box: the
+    /// future of a hit, part of every cached handler's, stays small (a handler future
+    /// over a kilobyte also costs the allocator a consolidation on every request).
+    pub(crate) fn begin_now(
+        opts: &Arc<Options>,
+        method: &Method,
+        target: &Uri,
+        request: &HeaderMap,
+    ) -> Begun {
         let omit_body = method == Method::HEAD;
         let exchange = |state| Exchange {
             opts: Arc::clone(opts),
@@ -213,7 +243,7 @@ impl Exchange {
             state,
         };
         if let Err(reason) = may_look_up(method, target, request) {
-            return Lookup::Miss(exchange(State::Bypass(reason)));
+            return Begun::Done(Lookup::Miss(exchange(State::Bypass(reason))));
         }
         let cache = match opts.cache() {
             Ok(cache) => cache,
@@ -226,16 +256,21 @@ impl Exchange {
                     request: request.clone(),
                     lead: None,
                 };
-                return Lookup::Miss(exchange(State::Miss(Box::new(miss))));
+                return Begun::Done(Lookup::Miss(exchange(State::Miss(Box::new(miss)))));
             }
         };
         let base = Base::new(method, target, request);
         // The first read is the one the cache's stats count: one lookup per request.
         let first = find_now(opts, &cache, &base, request);
         if let Some(Found::Entry(entry, now)) = &first {
-            return Lookup::Hit(hit(entry, *now, request, omit_body));
+            return Begun::Done(Lookup::Hit(hit(entry, *now, request, omit_body)));
         }
-        Box::pin(settle(opts, cache, base, request, omit_body, first)).await
+        Begun::Pending(Rest {
+            cache,
+            base,
+            omit_body,
+            first,
+        })
     }
 
     /// Whether the handler must run as `GET` (the request was a `HEAD` that shares the
@@ -279,63 +314,68 @@ fn may_log() -> bool {
             .is_ok()
 }
 
-/// The rest of [`Exchange::begin`] after its first read (`first`, or `None` when the
-/// backend must be awaited): lead or follow the flight of a missing key.
-async fn settle(
-    opts: &Arc<Options>,
-    cache: Cache,
-    base: Base,
-    request: &HeaderMap,
-    omit_body: bool,
-    first: Option<Found>,
-) -> Lookup<Exchange> {
-    let mut found = match first {
-        Some(found) => found,
-        None => find(opts, &cache, &base, request, true).await,
-    };
-    let lead = loop {
-        let key = match found {
-            Found::Entry(entry, now) => return Lookup::Hit(hit(&entry, now, request, omit_body)),
-            Found::Missing(key) => key,
+impl Rest {
+    /// The rest of [`Exchange::begin`] after its first read: lead or follow the flight
+    /// of a missing key.
+    pub(crate) async fn settle(self, opts: &Arc<Options>, request: &HeaderMap) -> Lookup<Exchange> {
+        let Rest {
+            cache,
+            base,
+            omit_body,
+            first,
+        } = self;
+        let mut found = match first {
+            Some(found) => found,
+            None => find(opts, &cache, &base, request, true).await,
         };
-        if request_no_store(request) {
-            // Its response will not be stored: nobody waits for it.
-            break None;
-        }
-        match opts.live.flights.join(key) {
-            Joined::Lead(lead) => {
-                // A flight that ended between the read and the join stored first.
-                if let Found::Entry(entry, now) = find(opts, &cache, &base, request, false).await {
-                    return Lookup::Hit(hit(&entry, now, request, omit_body));
+        let lead = loop {
+            let key = match found {
+                Found::Entry(entry, now) => {
+                    return Lookup::Hit(hit(&entry, now, request, omit_body))
                 }
-                break Some(lead);
+                Found::Missing(key) => key,
+            };
+            if request_no_store(request) {
+                // Its response will not be stored: nobody waits for it.
+                break None;
             }
-            Joined::Follow(follow) => match follow.wait().await {
-                Some(Outcome::Stored(handoff)) => {
-                    let names = merged(&opts.names, &handoff.learned);
-                    if base.entry(&cache, &opts.label, &names, request) == handoff.key {
-                        let entry = &handoff.entry;
-                        return Lookup::Hit(hit(entry, now_ms(), request, omit_body));
+            match opts.live.flights.join(key) {
+                Joined::Lead(lead) => {
+                    // A flight that ended between the read and the join stored first.
+                    if let Found::Entry(entry, now) =
+                        find(opts, &cache, &base, request, false).await
+                    {
+                        return Lookup::Hit(hit(&entry, now, request, omit_body));
                     }
-                    // It varies on a header this request sends otherwise.
-                    break None;
+                    break Some(lead);
                 }
-                Some(_) => break None,
-                // The leader went away: look again, and lead if nobody does.
-                None => found = find(opts, &cache, &base, request, false).await,
-            },
-        }
-    };
-    let miss = Miss {
-        cache: Some((cache, base)),
-        request: request.clone(),
-        lead,
-    };
-    Lookup::Miss(Exchange {
-        opts: Arc::clone(opts),
-        omit_body,
-        state: State::Miss(Box::new(miss)),
-    })
+                Joined::Follow(follow) => match follow.wait().await {
+                    Some(Outcome::Stored(handoff)) => {
+                        let names = merged(&opts.names, &handoff.learned);
+                        if base.entry(&cache, &opts.label, &names, request) == handoff.key {
+                            let entry = &handoff.entry;
+                            return Lookup::Hit(hit(entry, now_ms(), request, omit_body));
+                        }
+                        // It varies on a header this request sends otherwise.
+                        break None;
+                    }
+                    Some(_) => break None,
+                    // The leader went away: look again, and lead if nobody does.
+                    None => found = find(opts, &cache, &base, request, false).await,
+                },
+            }
+        };
+        let miss = Miss {
+            cache: Some((cache, base)),
+            request: request.clone(),
+            lead,
+        };
+        Lookup::Miss(Exchange {
+            opts: Arc::clone(opts),
+            omit_body,
+            state: State::Miss(Box::new(miss)),
+        })
+    }
 }
 
 /// [`find`]'s counted first read for a backend that answers at once; `None` when the

@@ -21,7 +21,6 @@ use http::header::HOST;
 use http::{HeaderMap, HeaderName, Method, Uri};
 use sha2::{Digest, Sha256};
 
-
 use crate::key::{hex_digest, is_safe};
 use crate::Cache;
 

@@ -33,11 +33,17 @@ pub use super::exchange::Lookup;
 pub use super::CacheLayer;
 pub use axum::response::Response;
 
-use super::exchange::{Exchange, Options};
+use super::exchange::{Begun, Exchange, Options};
 
 /// What `#[cache_view]` needs from the request, taken before the other extractors run.
+///
+/// Boxed: it is an argument of the handler and of [`ViewSlot::lookup`], so its size is
+/// part of both futures on every request.
 #[derive(Debug)]
-pub struct RequestHead {
+pub struct RequestHead(Box<Head>);
+
+#[derive(Debug)]
+struct Head {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -47,11 +53,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestHead {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        let head = RequestHead {
+        let head = RequestHead(Box::new(Head {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
-        };
+        }));
         if parts.method == Method::HEAD {
             // The handler computes the GET whose entry answers this HEAD; axum and the
             // exchange drop the body.
@@ -82,7 +88,18 @@ impl ViewSlot {
         let options = self
             .options
             .get_or_init(|| Arc::clone((self.init)().options()));
-        match Exchange::begin(options, &head.method, &head.uri, &head.headers).await {
+        let Head {
+            method,
+            uri,
+            headers,
+        } = &*head.0;
+        // A hit needs no waiting (in memory); the rest is boxed, so this future, part of
+        // the handler's, stays small.
+        let lookup = match Exchange::begin_now(options, method, uri, headers) {
+            Begun::Done(lookup) => lookup,
+            Begun::Pending(rest) => Box::pin(rest.settle(options, headers)).await,
+        };
+        match lookup {
             Lookup::Hit(response) => Lookup::Hit(response),
             Lookup::Miss(exchange) => Lookup::Miss(ViewExchange(exchange)),
         }
