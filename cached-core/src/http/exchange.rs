@@ -33,10 +33,9 @@ pub(crate) type Resolver = fn(&CacheSlot) -> Result<Cache, CacheError>;
 pub(crate) enum Source {
     /// A named cache, resolved on each request (so `caches().insert` takes effect):
     /// through `resolve` when given (the facade's, which registers its backends first),
-    /// else straight from the registry, which never records a failed resolution, so a
-    /// backend registered later is picked up.
+    /// else through the slot, which rereads the registry only when it changed and never
+    /// records a failed resolution, so a backend registered later is picked up.
     Alias {
-        alias: &'static str,
         slot: Arc<CacheSlot>,
         resolve: Option<Resolver>,
     },
@@ -123,7 +122,7 @@ impl Options {
                 resolve: Some(resolve),
                 ..
             } => resolve(slot),
-            Source::Alias { alias, .. } => crate::caches().get(alias),
+            Source::Alias { slot, .. } => slot.get(),
             Source::Handle(cache) => Ok(cache.clone()),
         }
     }
@@ -212,24 +211,12 @@ pub(crate) struct Rest {
 }
 
 impl Exchange {
-    /// Looks the request up; on a miss, joins or leads the flight of its key.
-    pub(crate) async fn begin(
-        opts: &Arc<Options>,
-        method: &Method,
-        target: &Uri,
-        request: &HeaderMap,
-    ) -> Lookup<Exchange> {
-        match Exchange::begin_now(opts, method, target, request) {
-            Begun::Done(lookup) => lookup,
-            Begun::Pending(rest) => Box::pin(rest.settle(opts, request)).await,
-        }
-    }
-
-    /// As much of [`begin`](Self::begin) as needs no waiting: a bypass, a cache that
+    /// Looks the request up, as far as that needs no waiting: a bypass, a cache that
     /// cannot be resolved, and, with a backend that answers at once (in memory), the
-    /// first read and so every hit. The rest is returned, for the caller to box: the
-    /// future of a hit, part of every cached handler's, stays small (a handler future
-    /// over a kilobyte also costs the allocator a consolidation on every request).
+    /// first read and so every hit. The rest ([`Rest::settle`]: an awaited backend, a
+    /// miss, which joins or leads the flight of its key) is returned for the caller to
+    /// box: the future of a hit, part of every cached handler's, stays small (a handler
+    /// future over a kilobyte also costs the allocator a consolidation per request).
     pub(crate) fn begin_now(
         opts: &Arc<Options>,
         method: &Method,
@@ -315,8 +302,8 @@ fn may_log() -> bool {
 }
 
 impl Rest {
-    /// The rest of [`Exchange::begin`] after its first read: lead or follow the flight
-    /// of a missing key.
+    /// The rest of [`Exchange::begin_now`]: the first read if it was not done, then, on
+    /// a miss, lead or follow the flight of its key.
     pub(crate) async fn settle(self, opts: &Arc<Options>, request: &HeaderMap) -> Lookup<Exchange> {
         let Rest {
             cache,

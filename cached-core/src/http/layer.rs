@@ -61,7 +61,6 @@ impl CacheLayer {
     /// [`DEFAULT_MAX_BODY`](super::DEFAULT_MAX_BODY).
     pub fn new() -> Self {
         let source = Source::Alias {
-            alias: "default",
             slot: Arc::new(CacheSlot::new("default")),
             resolve: None,
         };
@@ -102,7 +101,6 @@ impl CacheLayer {
     pub fn cache(self, alias: &'static str) -> Self {
         self.with(|o| {
             o.source = Source::Alias {
-                alias,
                 slot: Arc::new(CacheSlot::new(alias)),
                 resolve: None,
             };

@@ -15,7 +15,7 @@ use http::{Method, Request};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::exchange::{Exchange, Lookup, Options};
+use super::exchange::{Begun, Exchange, Lookup, Options};
 use super::CacheLayer;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -91,26 +91,43 @@ where
         // The inner service is called once the lookup missed: take the one that was
         // driven to readiness and leave a clone (tower's usual swap).
         let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let opts = Arc::clone(&self.opts);
-        let (parts, body) = request.into_parts();
-        let lookup = Box::pin(async move {
-            let lookup = Exchange::begin(&opts, &parts.method, &parts.uri, &parts.headers).await;
-            (lookup, parts)
-        });
-        ResponseFuture {
-            state: State::Look {
-                lookup,
-                inner,
-                body,
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (mut parts, body) = request.into_parts();
+        // A hit in a backend that answers at once needs no future at all.
+        let begun = Exchange::begin_now(&self.opts, &parts.method, &parts.uri, &parts.headers);
+        let state = match begun {
+            Begun::Done(Lookup::Hit(response)) => State::Ready {
+                response: Some(response),
             },
-        }
+            Begun::Done(Lookup::Miss(exchange)) => {
+                if exchange.runs_as_get() {
+                    // Run the GET the entry is stored for; the body is dropped for HEAD.
+                    parts.method = Method::GET;
+                }
+                let future = inner.call(Request::from_parts(parts, body));
+                State::Call { future, exchange }
+            }
+            Begun::Pending(rest) => {
+                let opts = Arc::clone(&self.opts);
+                let lookup = Box::pin(async move {
+                    let lookup = rest.settle(&opts, &parts.headers).await;
+                    (lookup, parts)
+                });
+                State::Look {
+                    lookup,
+                    inner,
+                    body,
+                }
+            }
+        };
+        ResponseFuture { state }
     }
 }
 
 pin_project! {
-    /// The response future of [`CacheService`]: the lookup, then (on a miss) the inner
-    /// service's future, then storing its response.
+    /// The response future of [`CacheService`]: the lookup (ready at once for a hit in
+    /// a backend that answers at once), then on a miss the inner service's future, then
+    /// storing its response.
     ///
     /// ```
     /// use axum::{body::Body, routing::get, Router};
@@ -142,6 +159,9 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
+        Ready {
+            response: Option<Response>,
+        },
         Look {
             lookup: BoxFuture<(Lookup<Exchange>, Parts)>,
             inner: S,
@@ -165,6 +185,7 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
+            State::Ready { .. } => "answered from the cache",
             State::Look { .. } => "looking up",
             State::Call { .. } => "calling the inner service",
             State::Finish { .. } => "storing",
@@ -188,6 +209,10 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
+                StateProj::Ready { response } => match response.take() {
+                    Some(response) => return Poll::Ready(Ok(response)),
+                    None => panic!("ResponseFuture polled after it completed"),
+                },
                 StateProj::Look { lookup, .. } => {
                     let (lookup, mut parts) = ready!(lookup.as_mut().poll(cx));
                     let StateOwned::Look {
