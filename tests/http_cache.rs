@@ -812,6 +812,27 @@ mod rules {
         assert!(runs.get() >= 8);
     }
 
+    pub async fn vary_learned_by_another_process_is_honoured(cache: Cache) {
+        // Two layers over one cache stand for two processes: each learns on its own.
+        let (first, _) = rules_app(layer(&cache)).await;
+        let (second, runs) = rules_app(layer(&cache)).await;
+        let get = |base: &str, lang: &'static str| {
+            let url = format!("{base}/vary?v=Accept-Language");
+            async move { get_with(&url, &[("host", "shop.example"), ("accept-language", lang)]).await }
+        };
+        let en = get(&first, "en").await;
+        assert!(en.is_stored(), "{}", en.cache_status());
+        // The second has never seen this URL vary: it finds the first's manifest.
+        let en_there = get(&second, "en").await;
+        assert!(en_there.is_hit(), "{}", en_there.cache_status());
+        assert_eq!(en_there.body, en.body);
+        let fr_there = get(&second, "fr").await;
+        assert!(!fr_there.is_hit(), "fr got the en page");
+        assert!(fr_there.text().contains("lang=\"fr\""));
+        assert!(get(&first, "fr").await.is_hit());
+        assert_eq!(runs.get(), 1, "the second ran its handler for fr only");
+    }
+
     pub async fn hostile_response_headers_never_break_the_rules(cache: Cache) {
         let (base, runs) = rules_app(layer(&cache)).await;
         let url = |case: &str| format!("{base}/hostile?v={case}");
@@ -1162,6 +1183,7 @@ macro_rules! all_rules {
                 a_handlers_own_lifetime_caps_the_stored_one,
                 the_key_is_the_authority_the_handler_sees,
                 hostile_response_headers_never_break_the_rules,
+                vary_learned_by_another_process_is_honoured,
             ]
         );
     };
