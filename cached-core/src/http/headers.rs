@@ -3,6 +3,11 @@
 //!
 //! What a stored response says about its freshness is decided once, when it is stored
 //! ([`patch`]), and kept in the entry; a hit adds only `Age` and `Cache-Status`.
+//!
+//! Dates are written with `httpdate`. `If-None-Match` is matched here (a split on commas
+//! and the weak comparison of RFC 9110 §13.1.2) because the `headers` crate, whose
+//! `IfNoneMatch` does the same, is not in this workspace's dependency tree, and a whole
+//! crate for ten lines would not be lighter.
 
 use std::time::{Duration, UNIX_EPOCH};
 
