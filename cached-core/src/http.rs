@@ -59,9 +59,10 @@
 //! [`CacheLayer::shared`] is set, the request's `Authorization` and `Cookie` headers: a
 //! response produced for one set of credentials is never served for another. An absent
 //! header and an empty one are different keys. Like Django's `learn_cache_key`, each
-//! stored response also stores a small manifest of the header names it varies on, which
-//! later requests read to build their key once any response of the layer has varied on
-//! more than the configured names. Header values only enter the stored key as a SHA-256
+//! stored response also stores a small manifest of the header names it varies on. Until
+//! a response of the layer or view has varied on more than the configured names, a hit
+//! is one read (the manifest is read only after a miss, in case another process learned
+//! names); after that, each lookup reads the manifest first. Header values only enter the stored key as a SHA-256
 //! digest: credentials are never written to the backend in clear.
 //!
 //! # What downstream caches are told
@@ -100,9 +101,10 @@
 //! # Counting
 //!
 //! Each request counts once in the cache's `stats()`: a hit or a miss of its first read.
-//! (Reads of the manifest are not counted. One exception: the first time a process finds
-//! that a URL varies on names learned by another process, the request counts as a miss
-//! even when the entry it then reads answers it.)
+//! Reads of the manifest are not counted; a request answered with the response of a
+//! concurrent miss counts as the miss it was. One exception: the first time a process
+//! finds that a URL varies on names learned by another process, the request counts as a
+//! miss even when the entry it then reads answers it.
 
 pub mod cacheable;
 mod entry;
