@@ -3,26 +3,28 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, HttpBody};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, DATE, ETAG, EXPIRES, VARY};
+use http::header::{
+    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, COOKIE, DATE, ETAG,
+    EXPIRES, VARY,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body::{Frame, SizeHint};
 
-use super::cacheable::{may_look_up, may_store, NotStored};
-use super::headers::{self, add_cache_status, ascii, if_none_match, strong_etag, CACHE_STATUS};
-use super::key::{base_key, entry_key, manifest_key, vary_names};
-use super::response::{now_ms, CachedResponse};
+use super::cacheable::{judge, may_look_up, request_no_store, NotStored, MAX_VARY};
+use super::entry::{epoch_ms, now_ms, Entry};
+use super::flight::{Flights, Handoff, Joined, Lead, Outcome};
+use super::headers::{self, add_cache_status, if_none_match, Freshness, CACHE_STATUS};
+use super::key::{Base, Label};
+use crate::log::RateLimited;
 use crate::{Cache, CacheError, CacheSlot};
-
-/// The request headers that carry credentials: always in the key unless shared.
-const CREDENTIALS: [&str; 2] = ["authorization", "cookie"];
 
 /// Resolves a named cache (the facade's `slot_get`).
 pub(crate) type Resolver = fn(&CacheSlot) -> Result<Cache, CacheError>;
@@ -32,10 +34,9 @@ pub(crate) type Resolver = fn(&CacheSlot) -> Result<Cache, CacheError>;
 pub(crate) enum Source {
     /// A named cache, resolved on each request (so `caches().insert` takes effect):
     /// through `resolve` when given (the facade's, which registers its backends first),
-    /// else straight from the registry, which never records a failed resolution, so a
-    /// backend registered later is picked up.
+    /// else through the slot, which rereads the registry only when it changed and never
+    /// records a failed resolution, so a backend registered later is picked up.
     Alias {
-        alias: &'static str,
         slot: Arc<CacheSlot>,
         resolve: Option<Resolver>,
     },
@@ -48,15 +49,67 @@ pub(crate) enum Source {
 pub(crate) struct Options {
     pub(crate) source: Source,
     pub(crate) ttl: Option<Duration>,
+    /// The configured names, as given.
     pub(crate) vary: Vec<HeaderName>,
     /// A `vary` name that is not a header name: caching is off (see `CacheLayer::vary`).
     pub(crate) invalid_vary: Option<String>,
     pub(crate) shared: bool,
     pub(crate) max_body: usize,
     pub(crate) namespace: String,
+    /// Derived by [`Options::derive`]: what every entry key varies on (the configured
+    /// names and, unless shared, the credentials), sorted, without duplicates.
+    names: Vec<HeaderName>,
+    /// Derived: the readable start of this cache's keys.
+    label: Label,
+    /// What this process learned while serving; a clone starts afresh.
+    live: Live,
+}
+
+/// The per-process state of one layer or view.
+#[derive(Default)]
+struct Live {
+    /// Whether a response here listed `Vary` names beyond [`Options::names`]: lookups then
+    /// read the URL's manifest first. Until then they read the entry straight away.
+    varies: AtomicBool,
+    flights: Flights,
+}
+
+impl Clone for Live {
+    fn clone(&self) -> Self {
+        Live::default()
+    }
 }
 
 impl Options {
+    pub(crate) fn new(source: Source, namespace: String) -> Self {
+        let mut opts = Options {
+            source,
+            ttl: None,
+            vary: Vec::new(),
+            invalid_vary: None,
+            shared: false,
+            max_body: super::DEFAULT_MAX_BODY,
+            label: Label::new(&namespace),
+            namespace,
+            names: Vec::new(),
+            live: Live::default(),
+        };
+        opts.derive();
+        opts
+    }
+
+    /// Recomputes the derived fields after a change.
+    pub(crate) fn derive(&mut self) {
+        let credentials = [AUTHORIZATION, COOKIE];
+        let extra = if self.shared {
+            &[][..]
+        } else {
+            &credentials[..]
+        };
+        self.names = merged(&self.vary, extra);
+        self.label = Label::new(&self.namespace);
+    }
+
     fn cache(&self) -> Result<Cache, CacheError> {
         if let Some(name) = &self.invalid_vary {
             return Err(CacheError::config(
@@ -70,268 +123,515 @@ impl Options {
                 resolve: Some(resolve),
                 ..
             } => resolve(slot),
-            Source::Alias { alias, .. } => crate::caches().get(alias),
+            Source::Alias { slot, .. } => slot.get(),
             Source::Handle(cache) => Ok(cache.clone()),
         }
     }
 
-    /// Every header name the entry key varies on, for a response that listed `learned`.
-    fn key_names<'a>(&'a self, learned: &'a [String]) -> Vec<&'a str> {
-        let mut names: Vec<&str> = learned.iter().map(String::as_str).collect();
-        names.extend(self.vary.iter().map(HeaderName::as_str));
-        if !self.shared {
-            names.extend(CREDENTIALS);
-        }
-        names
+    /// Whether `learned` names a header the keys do not already vary on.
+    fn adds_to_names(&self, learned: &[HeaderName]) -> bool {
+        learned.iter().any(|n| !self.names.contains(n))
     }
+}
+
+/// `a` and `b` together, sorted, without duplicates.
+fn merged(a: &[HeaderName], b: &[HeaderName]) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = a.iter().chain(b).cloned().collect();
+    names.sort_unstable_by(|x, y| x.as_str().cmp(y.as_str()));
+    names.dedup();
+    names
+}
+
+/// The outcome of looking a request up: the answer from the cache, or the request to
+/// finish with the handler's response.
+///
+/// ```
+/// use cached_core::http::view::{Lookup, Response};
+/// fn describe<M>(lookup: &Lookup<M>) -> &'static str {
+///     match lookup {
+///         Lookup::Hit(_) => "answered from the cache",
+///         Lookup::Miss(_) => "the handler runs",
+///     }
+/// }
+/// assert_eq!(describe(&Lookup::<()>::Hit(Response::default())), "answered from the cache");
+/// ```
+#[derive(Debug)]
+pub enum Lookup<M> {
+    /// The response, from the cache.
+    Hit(Response),
+    /// Not answered from the cache: run the handler and finish this with its response.
+    Miss(M),
 }
 
 /// A request that was not answered from the cache: pass its response to
 /// [`finish`](Exchange::finish).
 pub(crate) struct Exchange {
     opts: Arc<Options>,
+    /// A `HEAD` request: answered without a body, from the `GET` it shares an entry with.
+    omit_body: bool,
     state: State,
 }
 
 enum State {
     Bypass(NotStored),
-    Miss {
-        cache: Option<Cache>,
-        head: bool,
-        base: String,
-        request: HeaderMap,
-    },
+    Miss(Box<Miss>),
+}
+
+struct Miss {
+    /// `None` when the cache could not be resolved.
+    cache: Option<(Cache, Base)>,
+    request: HeaderMap,
+    /// Held while the handler runs, when other requests wait for this one.
+    lead: Option<Lead>,
+}
+
+/// What a read found.
+enum Found {
+    /// A fresh entry, and the time (milliseconds since the epoch) it was found fresh at.
+    Entry(Entry, u64),
+    /// Nothing fresh under this stored key.
+    Missing(String),
+}
+
+/// How far [`Exchange::begin_now`] got.
+pub(crate) enum Begun {
+    /// The lookup is done.
+    Done(Lookup<Exchange>),
+    /// The rest needs waiting: finish it with [`Rest::settle`].
+    Pending(Rest),
+}
+
+/// What [`Exchange::begin_now`] could not finish without awaiting: a first read that
+/// must be awaited, or a miss (which may wait for another request).
+pub(crate) struct Rest {
+    cache: Cache,
+    base: Base,
+    omit_body: bool,
+    /// The counted first read, when it was done.
+    first: Option<Found>,
 }
 
 impl Exchange {
-    /// Looks the request up: `Ok` is the answer from the cache, `Err` the exchange to
-    /// finish with the handler's response.
-    pub(crate) async fn begin(
+    /// Looks the request up, as far as that needs no waiting: a bypass, a cache that
+    /// cannot be resolved, and, with a backend that answers at once (in memory), the
+    /// first read and so every hit. The rest ([`Rest::settle`]: an awaited backend, a
+    /// miss, which joins or leads the flight of its key) is returned for the caller to
+    /// box: the future of a hit, part of every cached handler's, stays small (a handler
+    /// future over a kilobyte also costs the allocator a consolidation per request).
+    pub(crate) fn begin_now(
         opts: &Arc<Options>,
         method: &Method,
-        uri: &Uri,
+        target: &Uri,
         request: &HeaderMap,
-    ) -> Result<Response, Exchange> {
-        if let Err(reason) = may_look_up(method) {
-            return Err(Exchange {
-                opts: Arc::clone(opts),
-                state: State::Bypass(reason),
-            });
+    ) -> Begun {
+        let omit_body = method == Method::HEAD;
+        let exchange = |state| Exchange {
+            opts: Arc::clone(opts),
+            omit_body,
+            state,
+        };
+        if let Err(reason) = may_look_up(method, target, request) {
+            return Begun::Done(Lookup::Miss(exchange(State::Bypass(reason))));
         }
-        let head = method == Method::HEAD;
-        let base = base_key(&opts.namespace, method, uri, request);
         let cache = match opts.cache() {
-            Ok(cache) => Some(cache),
+            Ok(cache) => cache,
             Err(e) => {
-                if may_log() {
-                    tracing::warn!(error = %e, "the HTTP cache's backend is unavailable; serving uncached");
+                static LOG: RateLimited = RateLimited::new();
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::warn!(error = %e, suppressed, "the HTTP cache's backend is unavailable; serving uncached");
                 }
-                None
+                let miss = Miss {
+                    cache: None,
+                    request: request.clone(),
+                    lead: None,
+                };
+                return Begun::Done(Lookup::Miss(exchange(State::Miss(Box::new(miss)))));
             }
         };
-        if let Some(cache) = &cache {
-            if let Some(hit) = look_up(opts, cache, &base, request, head).await {
-                return Ok(hit);
-            }
+        let base = Base::new(method, target, request);
+        // The first read is the one the cache's stats count: one lookup per request.
+        let first = find_now(opts, &cache, &base, request);
+        if let Some(Found::Entry(entry, now)) = &first {
+            return Begun::Done(Lookup::Hit(hit(entry, *now, request, omit_body)));
         }
-        Err(Exchange {
-            opts: Arc::clone(opts),
-            state: State::Miss {
-                cache,
-                head,
-                base,
-                request: request.clone(),
-            },
+        Begun::Pending(Rest {
+            cache,
+            base,
+            omit_body,
+            first,
         })
     }
 
-    /// Whether the request was a `HEAD` (the handler is then called as for `GET`).
-    pub(crate) fn is_head(&self) -> bool {
-        matches!(self.state, State::Miss { head: true, .. })
+    /// Whether the handler must run as `GET` (the request was a `HEAD` that shares the
+    /// `GET` entry).
+    pub(crate) fn runs_as_get(&self) -> bool {
+        self.omit_body && matches!(self.state, State::Miss(_))
     }
 
     /// Stores the handler's response if the predicate allows, and returns it with the
     /// cache's headers.
     pub(crate) async fn finish(self, response: Response) -> Response {
-        let (cache, head, base, request) = match self.state {
-            State::Bypass(reason) => return pass(response, reason, false),
-            State::Miss {
-                cache,
-                head,
-                base,
-                request,
-            } => (cache, head, base, request),
+        let miss = match self.state {
+            State::Bypass(reason) => return pass(response, reason, self.omit_body),
+            State::Miss(miss) => *miss,
         };
-        let opts = &self.opts;
-        let limit = opts.max_body as u64;
-        let (mut parts, body) = response.into_parts();
-        let check = |headers: &HeaderMap, len: u64| {
-            may_store(&Method::GET, &request, parts.status, headers, len, limit)
-        };
-        if let Err(reason) = check(&parts.headers, 0) {
-            return pass(Response::from_parts(parts, body), reason, head);
+        let Miss {
+            cache,
+            request,
+            lead,
+        } = miss;
+        let (response, handoff) =
+            store(&self.opts, cache, &request, self.omit_body, response).await;
+        if let Some(lead) = lead {
+            lead.finish(match handoff {
+                Some(handoff) => Outcome::Stored(handoff),
+                None => Outcome::NotStored,
+            });
         }
-        let Some(cache) = cache else {
-            return pass(
-                Response::from_parts(parts, body),
-                NotStored::CacheError,
-                head,
-            );
-        };
-        let bytes = match read_limited(body, opts.max_body).await {
-            Ok(bytes) => bytes,
-            Err((body, reason)) => return pass(Response::from_parts(parts, body), reason, head),
-        };
-        if let Err(reason) = check(&parts.headers, bytes.len() as u64) {
-            return pass(Response::from_parts(parts, Body::from(bytes)), reason, head);
-        }
-        let ttl = opts.ttl.unwrap_or_else(|| cache.default_ttl());
-        let etag = match parts.headers.get(ETAG) {
-            Some(tag) => tag.clone(),
-            None => strong_etag(&bytes),
-        };
-        let entry = CachedResponse::new(parts.status, &parts.headers, bytes, etag, ttl);
-        let learned = vary_names(&parts.headers);
-        let key = entry_key(&base, &opts.key_names(&learned), &request);
-        // The entry first: a reader that finds the manifest finds the entry too.
-        let stored = cache.set(&key, &entry, ttl).await.is_ok()
-            && cache.set(&manifest_key(&base), &learned, ttl).await.is_ok();
-        let status = match stored {
-            true => headers::stored(),
-            false => headers::not_stored(NotStored::CacheError),
-        };
-        // Fresh: it states the whole ttl, however long the store took.
-        decorate(&mut parts.headers, &entry, status, None, entry.stored_at_ms);
-        respond(
-            parts.status,
-            parts.headers,
-            &entry,
-            &request,
-            head,
-            Some(parts.extensions),
-        )
+        response
     }
 }
 
-/// Whether to log an unavailable cache now: at most once every 10 seconds.
-fn may_log() -> bool {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = now_ms();
-    let last = LAST.load(Ordering::Relaxed);
-    (last == 0 || now.saturating_sub(last) >= 10_000)
-        && LAST
-            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+impl Rest {
+    /// The rest of [`Exchange::begin_now`]: the first read if it was not done, then, on
+    /// a miss, lead or follow the flight of its key.
+    pub(crate) async fn settle(self, opts: &Arc<Options>, request: &HeaderMap) -> Lookup<Exchange> {
+        let Rest {
+            cache,
+            base,
+            omit_body,
+            first,
+        } = self;
+        let mut found = match first {
+            Some(found) => found,
+            None => find(opts, &cache, &base, request, true).await,
+        };
+        let lead = loop {
+            let key = match found {
+                Found::Entry(entry, now) => {
+                    return Lookup::Hit(hit(&entry, now, request, omit_body))
+                }
+                Found::Missing(key) => key,
+            };
+            if request_no_store(request) {
+                // Its response will not be stored: nobody waits for it.
+                break None;
+            }
+            match opts.live.flights.join(key) {
+                Joined::Lead(lead) => {
+                    // A flight that ended between the read and the join stored first.
+                    if let Found::Entry(entry, now) =
+                        find(opts, &cache, &base, request, false).await
+                    {
+                        return Lookup::Hit(hit(&entry, now, request, omit_body));
+                    }
+                    break Some(lead);
+                }
+                Joined::Follow(follow) => match follow.wait().await {
+                    Some(Outcome::Stored(handoff)) => {
+                        let names = merged(&opts.names, &handoff.learned);
+                        if base.entry(&cache, &opts.label, &names, request) == handoff.key {
+                            let entry = &handoff.entry;
+                            return Lookup::Hit(hit(entry, now_ms(), request, omit_body));
+                        }
+                        // It varies on a header this request sends otherwise.
+                        break None;
+                    }
+                    Some(_) => break None,
+                    // The leader went away: look again, and lead if nobody does.
+                    None => found = find(opts, &cache, &base, request, false).await,
+                },
+            }
+        };
+        let miss = Miss {
+            cache: Some((cache, base)),
+            request: request.clone(),
+            lead,
+        };
+        Lookup::Miss(Exchange {
+            opts: Arc::clone(opts),
+            omit_body,
+            state: State::Miss(Box::new(miss)),
+        })
+    }
 }
 
-/// The cached answer to a request, if any.
-async fn look_up(
+/// [`find`]'s counted first read for a backend that answers at once; `None` when the
+/// backend must be awaited (nothing was read or counted then).
+fn find_now(opts: &Options, cache: &Cache, base: &Base, request: &HeaderMap) -> Option<Found> {
+    if opts.live.varies.load(Ordering::Relaxed) {
+        let learned = learned(cache.fetch_now(&base.manifest(cache, &opts.label), false)?);
+        let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
+        let read = cache.fetch_now(&key, true)?;
+        return Some(fresh(read, key));
+    }
+    let key = base.entry(cache, &opts.label, &opts.names, request);
+    let found = fresh(cache.fetch_now(&key, true)?, key);
+    let Found::Missing(key) = found else {
+        return Some(found);
+    };
+    // As in `find`; a manifest that must be awaited is left to the miss (a guess that
+    // finds nothing is safe).
+    let Some(manifest) = cache.fetch_now(&base.manifest(cache, &opts.label), false) else {
+        return Some(Found::Missing(key));
+    };
+    let learned = learned(manifest);
+    if !opts.adds_to_names(&learned) {
+        return Some(Found::Missing(key));
+    }
+    opts.live.varies.store(true, Ordering::Relaxed);
+    let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
+    match cache.fetch_now(&key, false) {
+        Some(read) => Some(fresh(read, key)),
+        None => Some(Found::Missing(key)),
+    }
+}
+
+/// Finds the entry for a request.
+///
+/// Until a response of this layer or view lists `Vary` names beyond the configured ones,
+/// the entry is read straight away (one read per hit); the URL's manifest is read only
+/// after a miss, in case another process learned names. After that, the manifest is read
+/// first. Any guess is safe: an entry is stored under the names its response varies on,
+/// so a key built from other names finds nothing rather than a wrong variant.
+async fn find(
     opts: &Options,
     cache: &Cache,
-    base: &str,
+    base: &Base,
     request: &HeaderMap,
-    head: bool,
-) -> Option<Response> {
-    let learned: Vec<String> = cache.get(&manifest_key(base)).await.ok()??;
-    let key = entry_key(base, &opts.key_names(&learned), request);
-    let entry: CachedResponse = cache.get(&key).await.ok()??;
+    count: bool,
+) -> Found {
+    if opts.live.varies.load(Ordering::Relaxed) {
+        let learned = manifest(opts, cache, base).await;
+        let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
+        return fresh(cache.fetch(&key, count).await, key);
+    }
+    let key = base.entry(cache, &opts.label, &opts.names, request);
+    let found = fresh(cache.fetch(&key, count).await, key);
+    let Found::Missing(key) = found else {
+        return found;
+    };
+    let learned = manifest(opts, cache, base).await;
+    if !opts.adds_to_names(&learned) {
+        return Found::Missing(key);
+    }
+    opts.live.varies.store(true, Ordering::Relaxed);
+    let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
+    fresh(cache.fetch(&key, false).await, key)
+}
+
+/// The header names the URL's manifest lists.
+async fn manifest(opts: &Options, cache: &Cache, base: &Base) -> Vec<HeaderName> {
+    let key = base.manifest(cache, &opts.label);
+    learned(cache.fetch(&key, false).await)
+}
+
+/// The header names a manifest read found (none when it is absent or unusable: a
+/// foreign or corrupt manifest makes lookups guess, which is safe).
+fn learned(read: Result<Option<Vec<String>>, CacheError>) -> Vec<HeaderName> {
+    let Ok(Some(names)) = read else {
+        return Vec::new();
+    };
+    if names.len() > MAX_VARY {
+        return Vec::new();
+    }
+    names
+        .iter()
+        .map(|n| HeaderName::from_bytes(n.as_bytes()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_default()
+}
+
+/// What an entry read found, at the current time.
+fn fresh(read: Result<Option<Entry>, CacheError>, key: String) -> Found {
+    let Ok(Some(entry)) = read else {
+        return Found::Missing(key);
+    };
     let now = now_ms();
-    let remaining = entry.remaining_ms(now);
-    if remaining == 0 {
-        return None;
+    match entry.remaining_ms(now) {
+        0 => Found::Missing(key),
+        _ => Found::Entry(entry, now),
     }
-    let (status, mut headers) = entry.header_map();
-    let age = entry.age_ms(now) / 1000;
-    decorate(
-        &mut headers,
-        &entry,
-        headers::hit(remaining / 1000),
-        Some(age),
-        now,
+}
+
+/// The answer from a stored entry: its headers plus `Age` and `Cache-Status`.
+fn hit(entry: &Entry, now: u64, request: &HeaderMap, omit_body: bool) -> Response {
+    let (status, stored) = entry.parts();
+    // The stored map holds placeholders for these two: replacing them does not grow it.
+    let mut headers = stored.clone();
+    headers.insert(AGE, HeaderValue::from(entry.age_ms(now) / 1000));
+    headers.insert(
+        CACHE_STATUS,
+        headers::hit(entry.upstream(), entry.remaining_ms(now) / 1000),
     );
-    Some(respond(status, headers, &entry, request, head, None))
+    reply(*status, headers, &entry.body, request, omit_body)
 }
 
-/// Adds `ETag`, `Cache-Control`, `Expires`, `Age` (on hits) and `Cache-Status`.
-fn decorate(
-    headers: &mut HeaderMap,
-    entry: &CachedResponse,
-    status: HeaderValue,
-    age: Option<u64>,
-    now: u64,
-) {
-    if !headers.contains_key(ETAG) {
-        if let Some(tag) = entry.etag() {
-            headers.insert(ETAG, tag);
+/// Stores the handler's response if allowed; returns it with the cache's headers, and
+/// what the leader hands to its followers.
+async fn store(
+    opts: &Options,
+    cache: Option<(Cache, Base)>,
+    request: &HeaderMap,
+    omit_body: bool,
+    response: Response,
+) -> (Response, Option<Arc<Handoff>>) {
+    let limit = opts.max_body as u64;
+    let now = SystemTime::now();
+    let (mut parts, body) = response.into_parts();
+    if let Err(reason) = judge(request, parts.status, &parts.headers, 0, limit, now) {
+        return (
+            pass(Response::from_parts(parts, body), reason, omit_body),
+            None,
+        );
+    }
+    let Some((cache, base)) = cache else {
+        let response = Response::from_parts(parts, body);
+        return (pass(response, NotStored::CacheError, omit_body), None);
+    };
+    let bytes = match read_limited(body, opts.max_body).await {
+        Ok(bytes) => bytes,
+        Err((body, reason)) => {
+            return (
+                pass(Response::from_parts(parts, body), reason, omit_body),
+                None,
+            )
         }
+    };
+    let rejected = |parts, bytes, reason| {
+        let response = Response::from_parts(parts, Body::from(bytes));
+        (pass(response, reason, omit_body), None)
+    };
+    let storable = match judge(
+        request,
+        parts.status,
+        &parts.headers,
+        bytes.len() as u64,
+        limit,
+        now,
+    ) {
+        Ok(storable) => storable,
+        Err(reason) => return rejected(parts, bytes, reason),
+    };
+    let names = merged(&opts.names, &storable.vary);
+    if names.len() > MAX_VARY {
+        return rejected(parts, bytes, NotStored::Vary);
     }
-    if !headers.contains_key(CACHE_CONTROL) {
-        let max_age = entry.remaining_ms(now) / 1000;
-        headers.insert(CACHE_CONTROL, ascii(format!("max-age={max_age}")));
+    let ttl = opts.ttl.unwrap_or_else(|| cache.default_ttl());
+    let lifetime = storable.cap.map_or(ttl, |cap| cap.min(ttl));
+    if lifetime.is_zero() {
+        return rejected(parts, bytes, NotStored::Expired);
     }
-    if !headers.contains_key(EXPIRES) {
-        if let Some(expires) = entry.expires_header() {
-            headers.insert(EXPIRES, expires);
-        }
+    let unlisted: Vec<HeaderName> = opts
+        .vary
+        .iter()
+        .filter(|n| !storable.vary.contains(n))
+        .cloned()
+        .collect();
+    let stored_at_ms = epoch_ms(now);
+    let freshness = Freshness {
+        directives: &storable.directives,
+        lifetime,
+        private: !opts.shared
+            && (request.contains_key(AUTHORIZATION) || request.contains_key(COOKIE)),
+        stored_at_ms,
+        vary: &unlisted,
+    };
+    headers::patch(&mut parts.headers, &freshness, &bytes);
+    let entry = Entry::new(parts.status, &parts.headers, bytes, stored_at_ms, lifetime);
+    let key = base.entry(&cache, &opts.label, &names, request);
+    let learned: Vec<String> = storable
+        .vary
+        .iter()
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    // The entry first: a reader that finds the manifest finds the entry too. Both are
+    // written with the logical key (the stored key less the cache's head).
+    let head = cache.head().len();
+    let stored = cache.set(&key[head..], &entry, lifetime).await.is_ok()
+        && cache
+            .set(
+                &base.manifest(&cache, &opts.label)[head..],
+                &learned,
+                lifetime,
+            )
+            .await
+            .is_ok();
+    if opts.adds_to_names(&storable.vary) {
+        opts.live.varies.store(true, Ordering::Relaxed);
     }
-    if let Some(age) = age {
-        headers.insert(http::header::AGE, HeaderValue::from(age));
-    }
-    add_cache_status(headers, status);
+    let status = match stored {
+        true => headers::stored(),
+        false => headers::not_stored(NotStored::CacheError),
+    };
+    add_cache_status(&mut parts.headers, status);
+    let mut response = reply(parts.status, parts.headers, &entry.body, request, omit_body);
+    *response.extensions_mut() = parts.extensions;
+    let handoff = stored.then(|| {
+        Arc::new(Handoff {
+            key,
+            learned: storable.vary,
+            entry,
+        })
+    });
+    (response, handoff)
 }
 
-/// The response for a stored entry: `304` when `If-None-Match` matches, no body for
-/// `HEAD`, the stored body otherwise.
-fn respond(
+/// The response for a stored entry's status, headers and body: `304` when
+/// `If-None-Match` matches its `ETag`, no body for `HEAD`, the body otherwise.
+fn reply(
     status: StatusCode,
     mut headers: HeaderMap,
-    entry: &CachedResponse,
+    body: &Bytes,
     request: &HeaderMap,
-    head: bool,
-    extensions: Option<http::Extensions>,
+    omit_body: bool,
 ) -> Response {
-    let matched = headers
-        .get(ETAG)
-        .is_some_and(|tag| if_none_match(request, tag));
-    let mut response = if matched {
+    let matched = request.contains_key(http::header::IF_NONE_MATCH)
+        && headers
+            .get(ETAG)
+            .is_some_and(|tag| if_none_match(request, tag));
+    if matched {
         // RFC 9110 §15.4.5: only the validators and caching metadata of the 200.
         let mut kept = HeaderMap::new();
-        for name in [CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, VARY] {
+        for name in [
+            CACHE_CONTROL,
+            CONTENT_LOCATION,
+            DATE,
+            ETAG,
+            EXPIRES,
+            VARY,
+            AGE,
+            CACHE_STATUS,
+        ] {
             for v in headers.get_all(&name) {
                 kept.append(name.clone(), v.clone());
             }
         }
-        for name in [http::header::AGE, HeaderName::from_static(CACHE_STATUS)] {
-            if let Some(v) = headers.get(&name) {
-                kept.insert(name, v.clone());
-            }
-        }
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        *r.headers_mut() = kept;
-        r
-    } else if head {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = status;
-        *r.headers_mut() = headers;
-        r
-    } else {
-        let mut r = Response::new(Body::from(entry.body.clone()));
-        *r.status_mut() = status;
-        *r.headers_mut() = headers;
-        r
-    };
-    if let Some(ext) = extensions {
-        *response.extensions_mut() = ext;
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        *response.headers_mut() = kept;
+        return response;
     }
+    let body = match omit_body {
+        true => {
+            if !headers.contains_key(CONTENT_LENGTH) {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            }
+            Body::empty()
+        }
+        false => Body::from(body.clone()),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     response
 }
 
-/// A response that is not stored: unchanged but for `Cache-Status` (and no body for `HEAD`).
-fn pass(mut response: Response, reason: NotStored, head: bool) -> Response {
+/// A response that is not stored: unchanged but for `Cache-Status` (and no body for
+/// `HEAD`).
+fn pass(mut response: Response, reason: NotStored, omit_body: bool) -> Response {
     add_cache_status(response.headers_mut(), headers::not_stored(reason));
-    if head {
+    if omit_body {
         *response.body_mut() = Body::empty();
     }
     response
@@ -427,5 +727,96 @@ impl HttpBody for Replay {
         }
         hint.set_lower(hint.lower().saturating_add(buffered));
         hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DummyBackend;
+    use proptest::prelude::*;
+
+    fn options(shared: bool, vary: &[&'static str]) -> Options {
+        let mut opts = Options::new(
+            Source::Handle(Cache::builder(DummyBackend::new()).build()),
+            "ns".to_owned(),
+        );
+        opts.shared = shared;
+        opts.vary = vary.iter().map(|n| HeaderName::from_static(n)).collect();
+        opts.derive();
+        opts
+    }
+
+    #[test]
+    fn credentials_are_in_every_key_unless_shared() {
+        let names = |o: &Options| -> Vec<String> {
+            o.names.iter().map(|n| n.as_str().to_owned()).collect()
+        };
+        assert_eq!(names(&options(false, &[])), ["authorization", "cookie"]);
+        assert_eq!(
+            names(&options(false, &["x-tenant", "cookie"])),
+            ["authorization", "cookie", "x-tenant"]
+        );
+        assert_eq!(names(&options(true, &["x-tenant"])), ["x-tenant"]);
+        assert_eq!(names(&options(true, &[])), Vec::<String>::new());
+    }
+
+    /// A request header's value: absent, or any bytes a header may hold.
+    fn value() -> impl Strategy<Value = Option<Vec<u8>>> {
+        proptest::option::of(proptest::collection::vec(
+            prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff],
+            0..12,
+        ))
+    }
+
+    fn request(authorization: &Option<Vec<u8>>, cookie: &Option<Vec<u8>>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::HOST, HeaderValue::from_static("shop.example"));
+        for (name, v) in [(AUTHORIZATION, authorization), (COOKIE, cookie)] {
+            if let Some(v) = v {
+                if let Ok(v) = HeaderValue::from_bytes(v) {
+                    h.insert(name, v);
+                }
+            }
+        }
+        h
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 1000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Two requests for one URL with different credentials never share an entry
+        /// unless the view is shared, whatever the Vary names learned; a shared view
+        /// gives them one.
+        #[test]
+        fn credentials_never_share_an_entry_unless_shared(
+            a in (value(), value()),
+            b in (value(), value()),
+            learned in proptest::sample::subsequence(vec!["accept", "accept-language", "cookie"], 0..3),
+        ) {
+            let cache = Cache::builder(DummyBackend::new()).build();
+            let target = Uri::from_static("/products?page=1");
+            let (ra, rb) = (request(&a.0, &a.1), request(&b.0, &b.1));
+            let learned: Vec<HeaderName> = learned.into_iter().map(HeaderName::from_static).collect();
+            let same_credentials = ra.get(AUTHORIZATION) == rb.get(AUTHORIZATION)
+                && ra.get(COOKIE) == rb.get(COOKIE);
+            for shared in [false, true] {
+                let opts = options(shared, &[]);
+                let names = merged(&opts.names, &learned);
+                let key = |r: &HeaderMap| {
+                    Base::new(&Method::GET, &target, r).entry(&cache, &opts.label, &names, r)
+                };
+                let (ka, kb) = (key(&ra), key(&rb));
+                if !shared {
+                    prop_assert_eq!(ka == kb, same_credentials);
+                } else if !learned.contains(&COOKIE) {
+                    prop_assert_eq!(&ka, &kb);
+                }
+            }
+        }
     }
 }

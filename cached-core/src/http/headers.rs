@@ -1,109 +1,105 @@
-//! The headers the HTTP cache adds: `Cache-Status` (RFC 9211), `Age`, `Cache-Control`,
-//! `Expires` and `ETag`, and the `If-None-Match` check.
+//! The headers the HTTP cache writes: `Cache-Status` (RFC 9211), `Age`, `Cache-Control`,
+//! `Expires`, `ETag` and `Vary`, and the `If-None-Match` check.
+//!
+//! What a stored response says about its freshness is decided once, when it is stored
+//! ([`patch`]), and kept in the entry; a hit adds only `Age` and `Cache-Status`.
+//!
+//! Dates are written with `httpdate`. `If-None-Match` is matched here (a split on commas
+//! and the weak comparison of RFC 9110 §13.1.2) because the `headers` crate, whose
+//! `IfNoneMatch` does the same, is not in this workspace's dependency tree, and a whole
+//! crate for ten lines would not be lighter.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use http::header::IF_NONE_MATCH;
-use http::{HeaderMap, HeaderValue};
+use http::header::{CACHE_CONTROL, ETAG, EXPIRES, IF_NONE_MATCH, VARY};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::cacheable::{delta_seconds, Directive};
+use super::NotStored;
 use crate::key::hex_digest;
 
-use super::NotStored;
-
 /// The name of the `Cache-Status` header (RFC 9211).
-pub const CACHE_STATUS: &str = "cache-status";
+pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
-/// `Cache-Status` of a hit, with the seconds the entry stays fresh.
-///
-/// ```
-/// use cached_core::http::headers::hit;
-/// assert_eq!(hit(42), "cached-kit; hit; ttl=42");
-/// ```
-pub fn hit(ttl_secs: u64) -> HeaderValue {
-    ascii(format!("cached-kit; hit; ttl={ttl_secs}"))
+/// The largest `max-age` sent, and the furthest `Expires`: 2^31 seconds (RFC 9111
+/// §1.2.2), about 68 years.
+const LONGEST: Duration = Duration::from_secs(1 << 31);
+
+/// `Cache-Status` of a hit, with the seconds the entry stays fresh, after the entries
+/// of caches nearer the origin (`upstream`, empty when none).
+pub(crate) fn hit(upstream: &str, ttl_secs: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    let ttl = digits.format(ttl_secs);
+    let ours = "cached-kit; hit; ttl=";
+    let mut out = String::with_capacity(upstream.len() + 2 + ours.len() + ttl.len());
+    if !upstream.is_empty() {
+        out.push_str(upstream);
+        out.push_str(", ");
+    }
+    out.push_str(ours);
+    out.push_str(ttl);
+    ascii(out)
 }
 
 /// `Cache-Status` of a miss whose response was stored.
-///
-/// ```
-/// assert_eq!(cached_core::http::headers::stored(), "cached-kit; fwd=miss; stored");
-/// ```
-pub fn stored() -> HeaderValue {
+pub(crate) fn stored() -> HeaderValue {
     HeaderValue::from_static("cached-kit; fwd=miss; stored")
 }
 
 /// `Cache-Status` of a response that was not stored (or a request that bypassed the
 /// cache), with the reason as `detail`.
-///
-/// ```
-/// use cached_core::http::{headers::not_stored, NotStored};
-/// assert_eq!(not_stored(NotStored::Method), "cached-kit; fwd=bypass; detail=method");
-/// assert_eq!(not_stored(NotStored::Status), "cached-kit; fwd=miss; detail=status");
-/// ```
-pub fn not_stored(reason: NotStored) -> HeaderValue {
-    let fwd = match reason {
-        NotStored::Method => "bypass",
-        _ => "miss",
+pub(crate) fn not_stored(reason: NotStored) -> HeaderValue {
+    let fwd = match reason.is_bypass() {
+        true => "bypass",
+        false => "miss",
     };
     ascii(format!("cached-kit; fwd={fwd}; detail={}", reason.detail()))
 }
 
-/// Adds this cache's `Cache-Status` entry after any a cache nearer the origin set
-/// (RFC 9211 §2: the list runs from the origin towards the client).
-///
-/// ```
-/// use cached_core::http::headers::{add_cache_status, stored};
-/// use http::{HeaderMap, HeaderValue};
-/// let mut h = HeaderMap::new();
-/// h.insert("cache-status", HeaderValue::from_static("origin-cache; hit"));
-/// add_cache_status(&mut h, stored());
-/// assert_eq!(h["cache-status"], "origin-cache; hit, cached-kit; fwd=miss; stored");
-/// ```
-pub fn add_cache_status(headers: &mut HeaderMap, ours: HeaderValue) {
-    let earlier: Vec<&str> = headers
-        .get_all(CACHE_STATUS)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let value = match earlier.is_empty() {
-        true => ours,
-        false => match ours.to_str() {
-            Ok(ours) => ascii(format!("{}, {ours}", earlier.join(", "))),
-            Err(_) => ours,
-        },
-    };
-    headers.insert(CACHE_STATUS, value);
+/// The `Cache-Status` entries of caches nearer the origin, joined (RFC 9211 §2: the list
+/// runs from the origin towards the client); unreadable ones are dropped.
+pub(crate) fn upstream(headers: &HeaderMap) -> String {
+    let mut out = String::new();
+    for v in headers.get_all(CACHE_STATUS) {
+        if let Ok(v) = v.to_str() {
+            if !out.is_empty() {
+                out.push_str(", ");
+            }
+            out.push_str(v);
+        }
+    }
+    out
 }
 
-/// A header value from text this module built from visible ASCII only.
+/// Adds this cache's `Cache-Status` entry after any a cache nearer the origin set.
+pub(crate) fn add_cache_status(headers: &mut HeaderMap, ours: HeaderValue) {
+    if !headers.contains_key(CACHE_STATUS) {
+        headers.insert(CACHE_STATUS, ours);
+        return;
+    }
+    let mut joined = upstream(headers);
+    if let Ok(ours) = ours.to_str() {
+        if !joined.is_empty() {
+            joined.push_str(", ");
+        }
+        joined.push_str(ours);
+    }
+    headers.insert(CACHE_STATUS, ascii(joined));
+}
+
+/// A header value from text built from visible ASCII only.
 pub(crate) fn ascii(text: String) -> HeaderValue {
     HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("cached-kit"))
 }
 
 /// A strong `ETag` for `body`: the first 128 bits of its SHA-256, quoted.
-///
-/// ```
-/// let tag = cached_core::http::headers::strong_etag(b"hello");
-/// assert_eq!(tag.len(), 34);
-/// assert!(tag.to_str().unwrap().starts_with('"'));
-/// ```
-pub fn strong_etag(body: &[u8]) -> HeaderValue {
-    let quoted = format!("\"{}\"", hex_digest(body, 16));
-    HeaderValue::try_from(quoted).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+pub(crate) fn strong_etag(body: &[u8]) -> HeaderValue {
+    ascii(format!("\"{}\"", hex_digest(body, 16)))
 }
 
 /// Whether the request's `If-None-Match` matches `etag` (weak comparison, RFC 9110
 /// §13.1.2; `*` matches anything).
-///
-/// ```
-/// use cached_core::http::headers::if_none_match;
-/// use http::{HeaderMap, HeaderValue};
-/// let mut req = HeaderMap::new();
-/// req.insert("if-none-match", HeaderValue::from_static("\"a\", W/\"b\""));
-/// assert!(if_none_match(&req, &HeaderValue::from_static("\"b\"")));
-/// assert!(!if_none_match(&req, &HeaderValue::from_static("\"c\"")));
-/// ```
-pub fn if_none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
+pub(crate) fn if_none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
     let Ok(etag) = etag.to_str() else {
         return false;
     };
@@ -121,68 +117,222 @@ fn opaque(tag: &str) -> &str {
     tag.trim().strip_prefix("W/").unwrap_or(tag.trim())
 }
 
-/// An HTTP date (RFC 9110 IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-///
-/// ```
-/// use std::time::{Duration, UNIX_EPOCH};
-/// use cached_core::http::headers::http_date;
-/// let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
-/// assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
-/// ```
-pub fn http_date(time: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// An HTTP date (IMF-fixdate) `ms` milliseconds after the Unix epoch, kept within what
+/// the format can write.
+pub(crate) fn http_date(ms: u64) -> HeaderValue {
+    // Before 10000-01-01, the last instant `httpdate` writes.
+    const LAST: u64 = 253_402_300_799;
+    let at = UNIX_EPOCH + Duration::from_secs((ms / 1000).min(LAST));
+    ascii(httpdate::fmt_http_date(at))
 }
 
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31): Howard Hinnant's algorithm.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+/// What a stored response tells downstream caches.
+pub(crate) struct Freshness<'a> {
+    /// The handler's `Cache-Control` directives, as written.
+    pub(crate) directives: &'a [Directive],
+    /// How long the entry is stored.
+    pub(crate) lifetime: Duration,
+    /// Whether its key holds the request's credentials: `private` for downstream caches.
+    pub(crate) private: bool,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    pub(crate) stored_at_ms: u64,
+    /// Header names the cache varies on that the response's `Vary` does not list.
+    pub(crate) vary: &'a [HeaderName],
+}
+
+/// Rewrites a response's headers to what the entry is sent with, on the miss that
+/// stores it and on every hit:
+///
+/// - `Cache-Control`: the handler's directives as written, but every `max-age` and
+///   `s-maxage` at most the lifetime (repeats after the first dropped), `max-age` added
+///   when there is none; with credentials in the key, `private` first and no `public` or
+///   `s-maxage`.
+/// - `Expires`: the store time plus the lifetime, replacing the handler's.
+/// - `ETag`: the handler's, else a strong digest of `body`.
+/// - `Vary`: the configured names the handler did not list, appended.
+pub(crate) fn patch(headers: &mut HeaderMap, freshness: &Freshness<'_>, body: &[u8]) {
+    let lifetime = freshness.lifetime.min(LONGEST);
+    headers.insert(
+        CACHE_CONTROL,
+        cache_control(freshness.directives, lifetime.as_secs(), freshness.private),
+    );
+    let lifetime_ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+    headers.insert(
+        EXPIRES,
+        http_date(freshness.stored_at_ms.saturating_add(lifetime_ms)),
+    );
+    if !headers.contains_key(ETAG) {
+        headers.insert(ETAG, strong_etag(body));
+    }
+    if !freshness.vary.is_empty() {
+        let names: Vec<&str> = freshness.vary.iter().map(HeaderName::as_str).collect();
+        headers.append(VARY, ascii(names.join(", ")));
+    }
+}
+
+/// The `Cache-Control` value [`patch`] writes.
+fn cache_control(directives: &[Directive], lifetime: u64, private: bool) -> HeaderValue {
+    let mut parts: Vec<String> = Vec::with_capacity(directives.len() + 2);
+    if private {
+        parts.push("private".to_owned());
+    }
+    let mut seen = [false; 2];
+    for d in directives {
+        let slot = match d.name.as_str() {
+            "public" | "s-maxage" if private => continue,
+            "max-age" => 0,
+            "s-maxage" => 1,
+            _ => {
+                parts.push(d.text.clone());
+                continue;
+            }
+        };
+        if std::mem::replace(&mut seen[slot], true) {
+            continue;
+        }
+        let stated = delta_seconds(d.value.as_deref()).unwrap_or(0);
+        parts.push(format!("{}={}", d.name, stated.min(lifetime)));
+    }
+    if !seen[0] {
+        parts.push(format!("max-age={lifetime}"));
+    }
+    ascii(parts.join(", "))
+}
+
+/// When a response stored at `stored_at_ms` for `lifetime` expires, for tests.
+#[cfg(test)]
+pub(crate) fn expires_at(stored_at_ms: u64, lifetime: Duration) -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_millis(stored_at_ms) + lifetime
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::http::cacheable::directives;
 
-    #[test]
-    fn dates() {
-        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(http_date(leap), "Tue, 29 Feb 2000 00:00:00 GMT");
-        let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599); // 2026-12-31 23:59:59
-        assert_eq!(http_date(t), "Thu, 31 Dec 2026 23:59:59 GMT");
+    fn written(values: &[&'static str]) -> Vec<Directive> {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CACHE_CONTROL, HeaderValue::from_static(v));
+        }
+        directives(&h).expect("readable")
+    }
+
+    fn cc(values: &[&'static str], lifetime: u64, private: bool) -> String {
+        cache_control(&written(values), lifetime, private)
+            .to_str()
+            .expect("ascii")
+            .to_owned()
     }
 
     #[test]
-    fn if_none_match_star_and_weak() {
+    fn cache_control_keeps_the_handlers_directives_and_caps_freshness() {
+        assert_eq!(cc(&[], 60, false), "max-age=60");
+        assert_eq!(cc(&[], 60, true), "private, max-age=60");
+        assert_eq!(cc(&["public, max-age=30"], 30, false), "public, max-age=30");
+        assert_eq!(
+            cc(&["public, max-age=300, must-revalidate"], 60, false),
+            "public, max-age=60, must-revalidate"
+        );
+        assert_eq!(
+            cc(&["max-age=300, s-maxage=30"], 30, false),
+            "max-age=30, s-maxage=30"
+        );
+        assert_eq!(
+            cc(&["Public, S-MaxAge=30, max-age=10, max-age=5"], 5, true),
+            "private, max-age=5"
+        );
+        assert_eq!(
+            cc(&["stale-while-revalidate=\"30\"", "immutable"], 60, false),
+            "stale-while-revalidate=\"30\", immutable, max-age=60"
+        );
+    }
+
+    #[test]
+    fn patch_writes_expires_etag_and_vary() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            EXPIRES,
+            HeaderValue::from_static("Thu, 01 Jan 2099 00:00:00 GMT"),
+        );
+        h.insert(VARY, HeaderValue::from_static("Accept"));
+        let vary = [HeaderName::from_static("x-tenant")];
+        let stored_at_ms = 784_111_777_000;
+        patch(
+            &mut h,
+            &Freshness {
+                directives: &[],
+                lifetime: Duration::from_secs(30),
+                private: false,
+                stored_at_ms,
+                vary: &vary,
+            },
+            b"hello",
+        );
+        assert_eq!(h[EXPIRES], "Sun, 06 Nov 1994 08:50:07 GMT");
+        assert_eq!(
+            httpdate::parse_http_date(h[EXPIRES].to_str().expect("ascii")).ok(),
+            Some(expires_at(stored_at_ms, Duration::from_secs(30)))
+        );
+        assert_eq!(h[CACHE_CONTROL], "max-age=30");
+        let tag = h[ETAG].to_str().expect("ascii");
+        assert!(tag.len() == 34 && tag.starts_with('"') && tag.ends_with('"'));
+        let varies: Vec<_> = h.get_all(VARY).iter().collect();
+        assert_eq!(varies, ["Accept", "x-tenant"]);
+
+        // The handler's ETag is kept; a lifetime past 2^31 s is written as 2^31 s.
+        let mut h = HeaderMap::new();
+        h.insert(ETAG, HeaderValue::from_static("\"v1\""));
+        patch(
+            &mut h,
+            &Freshness {
+                directives: &[],
+                lifetime: Duration::MAX,
+                private: false,
+                stored_at_ms: u64::MAX,
+                vary: &[],
+            },
+            b"",
+        );
+        assert_eq!(h[ETAG], "\"v1\"");
+        assert_eq!(h[CACHE_CONTROL], "max-age=2147483648");
+        assert_eq!(h[EXPIRES], "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+
+    #[test]
+    fn cache_status_values() {
+        assert_eq!(hit("", 42), "cached-kit; hit; ttl=42");
+        assert_eq!(
+            hit("origin; fwd=uri-miss", 0),
+            "origin; fwd=uri-miss, cached-kit; hit; ttl=0"
+        );
+        assert_eq!(stored(), "cached-kit; fwd=miss; stored");
+        assert_eq!(
+            not_stored(NotStored::Method),
+            "cached-kit; fwd=bypass; detail=method"
+        );
+        assert_eq!(
+            not_stored(NotStored::Authority),
+            "cached-kit; fwd=bypass; detail=authority"
+        );
+        assert_eq!(
+            not_stored(NotStored::Status),
+            "cached-kit; fwd=miss; detail=status"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(CACHE_STATUS, HeaderValue::from_static("origin-cache; hit"));
+        add_cache_status(&mut h, stored());
+        assert_eq!(
+            h[CACHE_STATUS],
+            "origin-cache; hit, cached-kit; fwd=miss; stored"
+        );
+    }
+
+    #[test]
+    fn etags_and_if_none_match() {
+        let tag = strong_etag(b"hello");
+        assert_eq!(tag.len(), 34);
+        assert_ne!(tag, strong_etag(b"hello!"));
         let tag = HeaderValue::from_static("\"x\"");
         let mut req = HeaderMap::new();
         assert!(!if_none_match(&req, &tag));
@@ -190,7 +340,16 @@ mod tests {
         assert!(if_none_match(&req, &tag));
         req.insert(IF_NONE_MATCH, HeaderValue::from_static("W/\"x\""));
         assert!(if_none_match(&req, &tag));
+        req.insert(IF_NONE_MATCH, HeaderValue::from_static("\"a\", W/\"x\""));
+        assert!(if_none_match(&req, &tag));
         req.insert(IF_NONE_MATCH, HeaderValue::from_static("\"xy\""));
         assert!(!if_none_match(&req, &tag));
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 }

@@ -1,20 +1,13 @@
 //! [`CacheLayer`]: the HTTP cache as a tower layer (Django's per-site cache middleware).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, HttpBody};
-use axum::response::Response;
-use axum::BoxError;
-use bytes::Bytes;
-use http::{HeaderName, Method, Request};
-use tower::{Layer, Service};
+use http::HeaderName;
+use tower::Layer;
 
-use super::exchange::{Exchange, Options, Resolver, Source};
-use super::DEFAULT_MAX_BODY;
+use super::exchange::{Options, Resolver, Source};
+use super::service::CacheService;
 use crate::{Cache, CacheSlot};
 
 /// Caches the responses of every route it wraps, by the rules of the
@@ -65,27 +58,21 @@ impl Default for CacheLayer {
 impl CacheLayer {
     /// A layer over the `"default"` cache, with its default ttl, varying on nothing but
     /// the URL, credentials and the responses' `Vary`, storing bodies up to
-    /// [`DEFAULT_MAX_BODY`].
+    /// [`DEFAULT_MAX_BODY`](super::DEFAULT_MAX_BODY).
     pub fn new() -> Self {
+        let source = Source::Alias {
+            slot: Arc::new(CacheSlot::new("default")),
+            resolve: None,
+        };
         Self {
-            opts: Arc::new(Options {
-                source: Source::Alias {
-                    alias: "default",
-                    slot: Arc::new(CacheSlot::new("default")),
-                    resolve: None,
-                },
-                ttl: None,
-                vary: Vec::new(),
-                invalid_vary: None,
-                shared: false,
-                max_body: DEFAULT_MAX_BODY,
-                namespace: "layer".to_owned(),
-            }),
+            opts: Arc::new(Options::new(source, "layer".to_owned())),
         }
     }
 
     fn with(mut self, f: impl FnOnce(&mut Options)) -> Self {
-        f(Arc::make_mut(&mut self.opts));
+        let opts = Arc::make_mut(&mut self.opts);
+        f(opts);
+        opts.derive();
         self
     }
 
@@ -114,7 +101,6 @@ impl CacheLayer {
     pub fn cache(self, alias: &'static str) -> Self {
         self.with(|o| {
             o.source = Source::Alias {
-                alias,
                 slot: Arc::new(CacheSlot::new(alias)),
                 resolve: None,
             };
@@ -178,7 +164,7 @@ impl CacheLayer {
         self.with(|o| o.shared = shared)
     }
 
-    /// The largest body stored, in bytes (default [`DEFAULT_MAX_BODY`], 8 MiB). Larger
+    /// The largest body stored, in bytes (default [`DEFAULT_MAX_BODY`](super::DEFAULT_MAX_BODY), 8 MiB). Larger
     /// bodies are streamed through whole and not stored; at most this much is buffered.
     ///
     /// ```
@@ -221,73 +207,6 @@ impl<S> Layer<S> for CacheLayer {
     type Service = CacheService<S>;
 
     fn layer(&self, inner: S) -> CacheService<S> {
-        CacheService {
-            inner,
-            opts: Arc::clone(&self.opts),
-        }
-    }
-}
-
-/// The service [`CacheLayer`] wraps around another.
-///
-/// ```
-/// use axum::{routing::get, Router};
-/// use cached_core::http::{CacheLayer, CacheService};
-/// use tower::Layer;
-///
-/// let router: Router = Router::new().route("/", get(|| async { "hi" }));
-/// let service: CacheService<Router> = CacheLayer::new().layer(router);
-/// # let _ = service;
-/// ```
-#[derive(Clone)]
-pub struct CacheService<S> {
-    inner: S,
-    opts: Arc<Options>,
-}
-
-impl<S: std::fmt::Debug> std::fmt::Debug for CacheService<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheService")
-            .field("inner", &self.inner)
-            .field("namespace", &self.opts.namespace)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
-where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // The clone is the one that was not driven to readiness (tower's usual swap).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let opts = Arc::clone(&self.opts);
-        Box::pin(async move {
-            let (mut parts, body) = request.into_parts();
-            let exchange =
-                match Exchange::begin(&opts, &parts.method, &parts.uri, &parts.headers).await {
-                    Ok(hit) => return Ok(hit),
-                    Err(exchange) => exchange,
-                };
-            if exchange.is_head() {
-                // Run the GET the entry is stored for; the body is dropped for HEAD.
-                parts.method = Method::GET;
-            }
-            let response = inner.call(Request::from_parts(parts, body)).await?;
-            Ok(exchange.finish(response.map(Body::new)).await)
-        })
+        CacheService::new(inner, self.clone())
     }
 }
