@@ -112,6 +112,8 @@ pub use cached_core::http::{CacheLayer, CacheService};
 pub mod __private {
     pub use cached_core;
     #[cfg(feature = "axum")]
+    pub use cached_core::__private::throttle;
+    #[cfg(feature = "axum")]
     pub use cached_core::http::view as http;
     pub use std;
 

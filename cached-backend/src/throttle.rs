@@ -330,7 +330,10 @@ mod tests {
         // 6 a minute: one every 10 s; bursts of 3.
         let gcra = Gcra::new(Rate::new(6, 60), 3);
         let t0 = 1_000 * S;
-        let d = run(gcra, &[t0, t0, t0, t0, t0 + 10 * S - 1, t0 + 10 * S, t0 + 10 * S]);
+        let d = run(
+            gcra,
+            &[t0, t0, t0, t0, t0 + 10 * S - 1, t0 + 10 * S, t0 + 10 * S],
+        );
         let admitted: Vec<bool> = d.iter().map(|d| d.admitted).collect();
         assert_eq!(admitted, [true, true, true, false, false, true, false]);
         assert_eq!(

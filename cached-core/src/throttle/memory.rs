@@ -1,4 +1,5 @@
-//! [`MemoryThrottleStore`]: exact sliding-window logs in this process.
+//! [`MemoryThrottleStore`]: exact sliding-window logs, and GCRA arrival times, in this
+//! process.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Decision, Rate, ThrottleStore};
+use super::{Decision, Gcra, Rate, ThrottleStore};
 use crate::CacheError;
 
 /// The default bound of a [`MemoryThrottleStore`], in keys (clients × throttles).
@@ -17,15 +18,18 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 const SHARDS: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Exact sliding-window logs for one process.
+/// Exact sliding-window logs and GCRA state for one process.
 ///
-/// Each key holds the times of the requests it admitted within the last period
-/// (at most `count` of them), behind one of 64 mutex-guarded shards, so a check is a
-/// hash, a short lock and a few comparisons. Keys whose newest request is older than
-/// their period are idle and are dropped (each shard sweeps itself at most once a
-/// second). The store is bounded by `max_keys`: when a shard is full even after a sweep,
-/// the eighth of its keys admitted least recently is forgotten, so exactness holds as
-/// long as the active clients fit the bound ([`DEFAULT_MAX_KEYS`] by default).
+/// Each sliding-log key holds the times of the requests it admitted within the last
+/// period (at most `count` of them); each GCRA key one instant, its theoretical arrival
+/// time ([`Gcra`]). Keys live behind one of 64 mutex-guarded shards, so a check is a
+/// hash, a short lock and a few comparisons, answered without a future
+/// ([`check_now`](ThrottleStore::check_now)). Idle keys are dropped (a log whose newest
+/// request is older than its period, a GCRA key whose bucket is full again; each shard
+/// sweeps itself at most once a second). The store is bounded by `max_keys`: when a
+/// shard is full even after a sweep, the eighth of its keys admitted least recently is
+/// forgotten, so exactness holds as long as the active clients fit the bound
+/// ([`DEFAULT_MAX_KEYS`] by default).
 ///
 /// Not a moka cache on purpose: moka's admission policy may decline to keep a new key,
 /// and a forgotten log would admit more than the rate allows.
@@ -45,7 +49,50 @@ pub struct MemoryThrottleStore {
 #[derive(Default)]
 struct Shard {
     logs: HashMap<String, Log>,
+    /// GCRA keys: the theoretical arrival time (nanoseconds since the store's epoch).
+    tats: HashMap<String, u64>,
     last_sweep: u64,
+}
+
+impl Shard {
+    fn len(&self) -> usize {
+        self.logs.len() + self.tats.len()
+    }
+
+    /// Drops idle keys: logs whose newest request left the window, GCRA keys whose
+    /// bucket is full again (a TAT not after `now` is the same as no state).
+    fn sweep(&mut self, now: u64) {
+        self.logs.retain(|_, log| !log.idle(now));
+        self.tats.retain(|_, tat| *tat > now);
+        self.last_sweep = now;
+    }
+
+    /// Makes room for one new key: sweeps when it is time (or the shard is full), and
+    /// if the shard is still full of active keys, forgets the eighth of them that were
+    /// admitted least recently at once, so the next inserts are cheap again (amortized
+    /// O(1) per key).
+    fn make_room(&mut self, now: u64, max: usize) {
+        if self.len() < max {
+            return;
+        }
+        self.sweep(now);
+        if self.len() + max / 8 <= max {
+            return;
+        }
+        // A log's newest admission and a GCRA key's TAT (at or a little after its last
+        // admission) both say how recently the key was admitted; close enough to choose
+        // whom to forget.
+        let mut recency: Vec<u64> = self
+            .logs
+            .values()
+            .map(Log::newest)
+            .chain(self.tats.values().copied())
+            .collect();
+        let cut = (max / 8).min(recency.len().saturating_sub(1));
+        let (_, &mut threshold, _) = recency.select_nth_unstable(cut);
+        self.logs.retain(|_, log| log.newest() > threshold);
+        self.tats.retain(|_, tat| *tat > threshold);
+    }
 }
 
 struct Log {
@@ -112,7 +159,7 @@ impl MemoryThrottleStore {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).logs.len())
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
     }
 
@@ -138,34 +185,24 @@ impl MemoryThrottleStore {
         &self.shards[(h >> 58) as usize % SHARDS]
     }
 
-    /// The check at `now` (nanoseconds since the epoch), without the async wrapper.
+    fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
+        self.shard(key)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The sliding-log check at `now` (nanoseconds since the epoch).
     pub(crate) fn check_at(&self, key: &str, rate: Rate, now: u64) -> Decision {
         let period = nanos(rate.period());
         let limit = rate.count();
-        let mut guard = self
-            .shard(key)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let shard = &mut *guard;
+        let mut shard = self.lock(key);
         if now.saturating_sub(shard.last_sweep) >= nanos(SWEEP_EVERY) {
-            shard.logs.retain(|_, log| !log.idle(now));
-            shard.last_sweep = now;
+            shard.sweep(now);
         }
         if let Some(log) = shard.logs.get_mut(key) {
             return log.check(limit, period, now);
         }
-        if shard.logs.len() >= self.max_per_shard {
-            shard.logs.retain(|_, log| !log.idle(now));
-            shard.last_sweep = now;
-            // Still full of active keys: forget the eighth admitted least recently at
-            // once, so the next inserts are cheap again (amortized O(1) per key).
-            if shard.logs.len() + self.max_per_shard / 8 > self.max_per_shard {
-                let mut newest: Vec<u64> = shard.logs.values().map(Log::newest).collect();
-                let cut = self.max_per_shard / 8;
-                let (_, &mut threshold, _) = newest.select_nth_unstable(cut);
-                shard.logs.retain(|_, log| log.newest() > threshold);
-            }
-        }
+        shard.make_room(now, self.max_per_shard);
         let log = shard.logs.entry(key.to_owned()).or_insert_with(|| Log {
             times: VecDeque::new(),
             newest: 0,
@@ -174,15 +211,39 @@ impl MemoryThrottleStore {
         log.check(limit, period, now)
     }
 
+    /// The GCRA check at `now` (nanoseconds since the epoch).
+    pub(crate) fn check_gcra_at(&self, key: &str, gcra: Gcra, now: u64) -> Decision {
+        let mut shard = self.lock(key);
+        if now.saturating_sub(shard.last_sweep) >= nanos(SWEEP_EVERY) {
+            shard.sweep(now);
+        }
+        if let Some(tat) = shard.tats.get_mut(key) {
+            let (decision, next) = gcra.decide(*tat, now);
+            *tat = next;
+            return decision;
+        }
+        let (decision, next) = gcra.decide(0, now);
+        if decision.admitted {
+            shard.make_room(now, self.max_per_shard);
+            shard.tats.insert(key.to_owned(), next);
+        }
+        decision
+    }
+
+    fn undo_gcra_now(&self, key: &str, gcra: Gcra, decision: &Decision) {
+        if !decision.admitted {
+            return;
+        }
+        if let Some(tat) = self.lock(key).tats.get_mut(key) {
+            *tat = gcra.undo(*tat);
+        }
+    }
+
     fn undo_now(&self, key: &str, decision: &Decision) {
         if !decision.admitted {
             return;
         }
-        let mut shard = self
-            .shard(key)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(log) = shard.logs.get_mut(key) {
+        if let Some(log) = self.lock(key).logs.get_mut(key) {
             if let Some(i) = log.times.iter().rposition(|&t| t == decision.token) {
                 log.times.remove(i);
                 log.newest = log.times.back().copied().unwrap_or(0);
@@ -209,8 +270,30 @@ impl ThrottleStore for MemoryThrottleStore {
         Ok(self.check_at(key, rate, self.now()))
     }
 
+    fn check_now(&self, key: &str, rate: Rate) -> Option<Result<Decision, CacheError>> {
+        Some(Ok(self.check_at(key, rate, self.now())))
+    }
+
     async fn undo(&self, key: &str, decision: &Decision) -> Result<(), CacheError> {
         self.undo_now(key, decision);
+        Ok(())
+    }
+
+    async fn check_gcra(&self, key: &str, gcra: Gcra) -> Result<Decision, CacheError> {
+        Ok(self.check_gcra_at(key, gcra, self.now()))
+    }
+
+    fn check_gcra_now(&self, key: &str, gcra: Gcra) -> Option<Result<Decision, CacheError>> {
+        Some(Ok(self.check_gcra_at(key, gcra, self.now())))
+    }
+
+    async fn undo_gcra(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        decision: &Decision,
+    ) -> Result<(), CacheError> {
+        self.undo_gcra_now(key, gcra, decision);
         Ok(())
     }
 }
@@ -280,5 +363,76 @@ mod tests {
             })
             .sum::<usize>();
         assert_eq!(stale, 0, "idle keys are swept");
+    }
+
+    #[test]
+    fn gcra_admits_the_burst_then_one_per_interval_with_exact_waits() {
+        let store = MemoryThrottleStore::default();
+        let gcra = Gcra::new(Rate::new(6, 60), 3);
+        let t0 = 100 * SEC;
+        for remaining in [2, 1, 0] {
+            let d = store.check_gcra_at("k", gcra, t0);
+            assert!(d.admitted);
+            assert_eq!(d.remaining, remaining);
+        }
+        let refused = store.check_gcra_at("k", gcra, t0 + 4 * SEC);
+        assert!(!refused.admitted);
+        assert_eq!(refused.reset, Duration::from_secs(6));
+        assert!(!store.check_gcra_at("k", gcra, t0 + 10 * SEC - 1).admitted);
+        assert!(store.check_gcra_at("k", gcra, t0 + 10 * SEC).admitted);
+        assert!(!store.check_gcra_at("k", gcra, t0 + 10 * SEC).admitted);
+        // Another key, and a sliding log under the same name, are separate state.
+        assert!(store.check_gcra_at("other", gcra, t0).admitted);
+        assert!(store.check_at("k", Rate::new(1, 60), t0).admitted);
+    }
+
+    #[test]
+    fn gcra_undo_returns_the_request_and_state_is_one_instant_per_key() {
+        let store = MemoryThrottleStore::default();
+        let gcra = Gcra::new(Rate::new(1, 60), 1);
+        let d = store.check_gcra_at("k", gcra, SEC);
+        assert!(d.admitted);
+        assert!(!store.check_gcra_at("k", gcra, 2 * SEC).admitted);
+        store.undo_gcra_now("k", gcra, &d);
+        assert!(store.check_gcra_at("k", gcra, 3 * SEC).admitted);
+        // Undoing a refusal changes nothing.
+        let refused = store.check_gcra_at("k", gcra, 4 * SEC);
+        store.undo_gcra_now("k", gcra, &refused);
+        assert!(!store.check_gcra_at("k", gcra, 5 * SEC).admitted);
+        // However many requests a client makes, its key holds one instant.
+        let many = Gcra::new(Rate::new(1_000, 1), 1_000);
+        for _ in 0..1_000 {
+            store.check_gcra_at("busy", many, 10 * SEC);
+        }
+        let shard = store.lock("busy");
+        assert!(shard.tats.contains_key("busy"));
+        assert!(!shard.logs.contains_key("busy"));
+    }
+
+    #[test]
+    fn gcra_keys_with_a_full_bucket_are_swept_and_the_bound_holds() {
+        let store = MemoryThrottleStore::with_max_keys(SHARDS * 4);
+        let gcra = Gcra::new(Rate::new(1, 1), 1);
+        for i in 0..1_000 {
+            store.check_gcra_at(&format!("client-{i}"), gcra, SEC);
+        }
+        assert!(store.len() <= SHARDS * 4, "bounded: {}", store.len());
+        for i in 0..1_000 {
+            store.check_gcra_at(
+                &format!("other-{i}"),
+                Gcra::new(Rate::new(1, 60), 1),
+                3 * SEC,
+            );
+        }
+        let stale = store
+            .shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(PoisonError::into_inner);
+                s.tats.keys().filter(|k| k.starts_with("client-")).count()
+            })
+            .sum::<usize>();
+        assert_eq!(stale, 0, "full buckets are swept");
+        assert!(store.len() <= SHARDS * 4);
     }
 }
