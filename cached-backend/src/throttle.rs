@@ -169,12 +169,14 @@ impl Gcra {
         let interval = self.interval_nanos();
         let span = interval.saturating_mul(u64::from(self.burst));
         let new_tat = tat.max(now).saturating_add(interval);
-        let allow_at = new_tat.saturating_sub(span);
-        if now < allow_at {
-            let wait = Duration::from_nanos(allow_at - now);
+        // Differences from `now` only: a clock that starts near 0 (a store's own
+        // epoch) must not saturate `new_tat - span` and lose the burst.
+        let delay = new_tat - now;
+        if delay > span {
+            let wait = Duration::from_nanos(delay - span);
             return (Decision::refused(self.burst, wait), tat);
         }
-        let slack = now - allow_at;
+        let slack = span - delay;
         let remaining = u32::try_from(slack / interval).unwrap_or(u32::MAX);
         let reset = Duration::from_nanos(interval - slack % interval);
         (
@@ -349,6 +351,19 @@ mod tests {
         // Admitted: the bucket gains one back one interval after it was last full.
         assert_eq!(d[0].reset, Duration::from_secs(10));
         assert_eq!(d[2].reset, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_clock_that_starts_at_zero_still_gives_the_whole_burst() {
+        // A store's clock counts from its creation: the first requests come at about 0.
+        let gcra = Gcra::new(Rate::new(6, 60), 3);
+        for start in [0, 1, 5 * S] {
+            let d = run(gcra, &[start, start, start, start]);
+            let remaining: Vec<u32> = d.iter().map(|d| d.remaining).collect();
+            assert_eq!(remaining, [2, 1, 0, 0], "from {start}");
+            assert!(!d[3].admitted);
+            assert_eq!(d[3].reset, Duration::from_secs(10), "from {start}");
+        }
     }
 
     #[test]
