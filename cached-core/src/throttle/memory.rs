@@ -2,12 +2,13 @@
 //! process.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use hashbrown::HashTable;
 
 use super::{Decision, Gcra, Rate, ThrottleStore};
 use crate::CacheError;
@@ -22,8 +23,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 ///
 /// Each sliding-log key holds the times of the requests it admitted within the last
 /// period (at most `count` of them); each GCRA key one instant, its theoretical arrival
-/// time ([`Gcra`]). Keys live behind one of 64 mutex-guarded shards, so a check is a
-/// hash, a short lock and a few comparisons, answered without a future
+/// time ([`Gcra`]). Keys live behind one of 64 mutex-guarded shards, so a check is one
+/// hash (std's DoS-resistant SipHash, which picks the shard and the slot), a short
+/// lock and a few comparisons, answered without a future
 /// ([`check_now`](ThrottleStore::check_now)). Idle keys are dropped (a log whose newest
 /// request is older than its period, a GCRA key whose bucket is full again; each shard
 /// sweeps itself at most once a second). The store is bounded by `max_keys`: when a
@@ -41,16 +43,63 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// ```
 pub struct MemoryThrottleStore {
     shards: Box<[Mutex<Shard>]>,
-    seed: u64,
+    hasher: RandomState,
     epoch: Instant,
     max_per_shard: usize,
 }
 
+/// Keys and their state, found by a hash computed once per check (the table only
+/// needs it again to grow).
+struct Table<V> {
+    entries: HashTable<(Box<str>, V)>,
+}
+
+impl<V> Default for Table<V> {
+    fn default() -> Self {
+        Table {
+            entries: HashTable::new(),
+        }
+    }
+}
+
+impl<V> Table<V> {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn get_mut(&mut self, hash: u64, key: &str) -> Option<&mut V> {
+        self.entries
+            .find_mut(hash, |(k, _)| **k == *key)
+            .map(|(_, v)| v)
+    }
+
+    /// Inserts a key known to be absent.
+    fn insert(&mut self, hasher: &RandomState, hash: u64, key: &str, value: V) -> &mut V {
+        let entry = self
+            .entries
+            .insert_unique(hash, (key.into(), value), |(k, _)| hasher.hash_one(&**k));
+        &mut entry.into_mut().1
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.entries.retain(|(_, v)| keep(v));
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    #[cfg(test)]
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| &**k)
+    }
+}
+
 #[derive(Default)]
 struct Shard {
-    logs: HashMap<String, Log>,
+    logs: Table<Log>,
     /// GCRA keys: the theoretical arrival time (nanoseconds since the store's epoch).
-    tats: HashMap<String, u64>,
+    tats: Table<u64>,
     last_sweep: u64,
 }
 
@@ -62,8 +111,8 @@ impl Shard {
     /// Drops idle keys: logs whose newest request left the window, GCRA keys whose
     /// bucket is full again (a TAT not after `now` is the same as no state).
     fn sweep(&mut self, now: u64) {
-        self.logs.retain(|_, log| !log.idle(now));
-        self.tats.retain(|_, tat| *tat > now);
+        self.logs.retain(|log| !log.idle(now));
+        self.tats.retain(|tat| *tat > now);
         self.last_sweep = now;
     }
 
@@ -90,8 +139,8 @@ impl Shard {
             .collect();
         let cut = (max / 8).min(recency.len().saturating_sub(1));
         let (_, &mut threshold, _) = recency.select_nth_unstable(cut);
-        self.logs.retain(|_, log| log.newest() > threshold);
-        self.tats.retain(|_, tat| *tat > threshold);
+        self.logs.retain(|log| log.newest() > threshold);
+        self.tats.retain(|tat| *tat > threshold);
     }
 }
 
@@ -149,7 +198,7 @@ impl MemoryThrottleStore {
     pub fn with_max_keys(max_keys: usize) -> Self {
         MemoryThrottleStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            seed: RandomState::new().hash_one(0x7468_726f_7474_6c65_u64),
+            hasher: RandomState::new(),
             epoch: Instant::now(),
             max_per_shard: max_keys.div_ceil(SHARDS).max(1),
         }
@@ -172,52 +221,42 @@ impl MemoryThrottleStore {
         nanos(self.epoch.elapsed())
     }
 
-    /// The shard of `key`: a seeded multiply-rotate hash, 8 bytes at a time. Only spreads
-    /// keys over the shards; each shard's map keeps std's DoS-resistant hasher.
-    fn shard(&self, key: &str) -> &Mutex<Shard> {
-        let mut h = self.seed;
-        for chunk in key.as_bytes().chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-        &self.shards[(h >> 58) as usize % SHARDS]
-    }
-
-    fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
-        self.shard(key)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The hash of `key` and its locked shard. The shard comes from bits that the
+    /// table uses neither for the slot (low bits) nor for its tags (top 7 bits).
+    fn lock(&self, key: &str) -> (u64, std::sync::MutexGuard<'_, Shard>) {
+        let hash = self.hasher.hash_one(key);
+        let shard = &self.shards[(hash >> 40) as usize % SHARDS];
+        (hash, shard.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The sliding-log check at `now` (nanoseconds since the epoch).
     pub(crate) fn check_at(&self, key: &str, rate: Rate, now: u64) -> Decision {
         let period = nanos(rate.period());
         let limit = rate.count();
-        let mut shard = self.lock(key);
+        let (hash, mut shard) = self.lock(key);
         if now.saturating_sub(shard.last_sweep) >= nanos(SWEEP_EVERY) {
             shard.sweep(now);
         }
-        if let Some(log) = shard.logs.get_mut(key) {
+        if let Some(log) = shard.logs.get_mut(hash, key) {
             return log.check(limit, period, now);
         }
         shard.make_room(now, self.max_per_shard);
-        let log = shard.logs.entry(key.to_owned()).or_insert_with(|| Log {
+        let log = Log {
             times: VecDeque::new(),
             newest: 0,
             period,
-        });
+        };
+        let log = shard.logs.insert(&self.hasher, hash, key, log);
         log.check(limit, period, now)
     }
 
     /// The GCRA check at `now` (nanoseconds since the epoch).
     pub(crate) fn check_gcra_at(&self, key: &str, gcra: Gcra, now: u64) -> Decision {
-        let mut shard = self.lock(key);
+        let (hash, mut shard) = self.lock(key);
         if now.saturating_sub(shard.last_sweep) >= nanos(SWEEP_EVERY) {
             shard.sweep(now);
         }
-        if let Some(tat) = shard.tats.get_mut(key) {
+        if let Some(tat) = shard.tats.get_mut(hash, key) {
             let (decision, next) = gcra.decide(*tat, now);
             *tat = next;
             return decision;
@@ -225,7 +264,7 @@ impl MemoryThrottleStore {
         let (decision, next) = gcra.decide(0, now);
         if decision.admitted {
             shard.make_room(now, self.max_per_shard);
-            shard.tats.insert(key.to_owned(), next);
+            shard.tats.insert(&self.hasher, hash, key, next);
         }
         decision
     }
@@ -234,7 +273,8 @@ impl MemoryThrottleStore {
         if !decision.admitted {
             return;
         }
-        if let Some(tat) = self.lock(key).tats.get_mut(key) {
+        let (hash, mut shard) = self.lock(key);
+        if let Some(tat) = shard.tats.get_mut(hash, key) {
             *tat = gcra.undo(*tat);
         }
     }
@@ -243,7 +283,8 @@ impl MemoryThrottleStore {
         if !decision.admitted {
             return;
         }
-        if let Some(log) = self.lock(key).logs.get_mut(key) {
+        let (hash, mut shard) = self.lock(key);
+        if let Some(log) = shard.logs.get_mut(hash, key) {
             if let Some(i) = log.times.iter().rposition(|&t| t == decision.token) {
                 log.times.remove(i);
                 log.newest = log.times.back().copied().unwrap_or(0);
@@ -404,9 +445,9 @@ mod tests {
         for _ in 0..1_000 {
             store.check_gcra_at("busy", many, 10 * SEC);
         }
-        let shard = store.lock("busy");
-        assert!(shard.tats.contains_key("busy"));
-        assert!(!shard.logs.contains_key("busy"));
+        let (hash, mut shard) = store.lock("busy");
+        assert!(shard.tats.get_mut(hash, "busy").is_some());
+        assert!(shard.logs.get_mut(hash, "busy").is_none());
     }
 
     #[test]
