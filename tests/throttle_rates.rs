@@ -214,6 +214,12 @@ async fn run_child() -> bool {
         Ok(()) => println!("\nCHECK=ok"),
         Err(err) => println!("\nCHECK={err}"),
     }
+    // Even an app whose throttles all have rates hears about a bad variable.
+    let fixed: &[Throttle] = &[Throttle::anon("1/minute").expect("rate")];
+    match check_rates(&[fixed]) {
+        Ok(()) => println!("CHECK_FIXED=ok"),
+        Err(err) => println!("CHECK_FIXED={err}"),
+    }
     let url = format!("{}/upload", serve(routes()).await);
     println!("STATUS={}", status(&client(), &url).await.as_u16());
     true
@@ -253,6 +259,7 @@ async fn a_bad_throttle_rates_entry_is_an_error_quoting_it() {
     assert!(check.contains("THROTTLE_RATES"), "{check}");
     assert!(check.contains("entry `reports=5/fortnight`"), "{check}");
     assert!(check.contains("`5/fortnight`"), "{check}");
+    assert_eq!(line("CHECK_FIXED="), check);
     // The throttle that needs THROTTLE_RATES fails closed, even for a scope whose own
     // entry was fine: the variable as a whole is wrong.
     assert_eq!(line("STATUS="), "500");

@@ -190,8 +190,8 @@ pub fn rates() -> Result<Arc<ThrottleRates>, CacheError> {
 }
 
 /// Checks at start-up that every throttle written without a rate has one in the
-/// configured [`rates`]: an error naming every scope that has none (or quoting a bad
-/// `THROTTLE_RATES` entry). Give it the throttles of your handlers
+/// configured [`rates`]: an error naming every scope that has none, or quoting a bad
+/// `THROTTLE_RATES` entry (checked even when no throttle needs it). Give it the throttles of your handlers
 /// ([`throttles_of`](super::throttles_of)) and layers
 /// ([`ThrottleLayer::throttles`](super::ThrottleLayer::throttles)).
 ///
@@ -211,16 +211,12 @@ pub fn rates() -> Result<Arc<ThrottleRates>, CacheError> {
 /// # Ok::<(), cached_core::CacheError>(())
 /// ```
 pub fn check_rates(throttles: &[&[Throttle]]) -> Result<(), CacheError> {
-    let needed = throttles
+    // Read even when no throttle needs it: a bad THROTTLE_RATES is an error at start-up.
+    let rates = rates()?;
+    let mut missing: Vec<&str> = throttles
         .iter()
         .flat_map(|group| group.iter())
-        .filter(|t| t.rate().is_none());
-    let mut needed = needed.peekable();
-    if needed.peek().is_none() {
-        return Ok(());
-    }
-    let rates = rates()?;
-    let mut missing: Vec<&str> = needed
+        .filter(|t| t.rate().is_none())
         .map(|t| t.scope().name())
         .filter(|scope| rates.get(scope).is_none())
         .collect();
