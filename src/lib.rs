@@ -64,20 +64,30 @@ pub use cached_macros::cache_view;
 
 /// Throttles an axum handler: DRF's throttle classes as an attribute (feature `axum`).
 ///
-/// `rate` is a string literal in DRF's notation (`"10/minute"`, `"100/h"`, `"10/5m"`),
-/// checked at compile time. `scope` is `"user"` (the default: per
-/// [`ThrottleIdentity`](throttle::ThrottleIdentity), anonymous clients per IP), `"anon"`
-/// (anonymous clients only) or a name (a budget shared by every handler with that
-/// scope and rate). Several `#[throttle]`s on one handler are all evaluated; the
-/// longest wait wins.
+/// | argument | meaning | default |
+/// |---|---|---|
+/// | `rate` | a string literal in DRF's notation (`"10/minute"`, `"100/hr"`, `"10/5m"`), checked at compile time | the scope's configured rate |
+/// | `scope` | `"user"` (per [`ThrottleIdentity`](throttle::ThrottleIdentity), anonymous clients per IP), `"anon"` (anonymous clients only) or a name (a budget shared by every handler with that scope and rate) | `"user"` |
+/// | `algorithm` | `"sliding_log"` (exact: at most N in any trailing window) or `"gcra"` (bursts, one instant of state per client) | `"sliding_log"` |
+/// | `burst` | with `"gcra"`, the bucket's size | the rate's count |
+///
+/// One of `rate` and `scope` is required. Without `rate`, the rate is the scope's in
+/// [`throttle::rates`] (DRF's `DEFAULT_THROTTLE_RATES`: `THROTTLE_RATES` or
+/// [`throttle::set_rates`]); call [`throttle::check_rates`] at start-up with
+/// [`throttle::throttles_of`] each such handler to fail early, naming every scope
+/// without a rate. Otherwise a request reaching a throttle without a rate is answered
+/// `500` and the scope is logged: never unthrottled. Several `#[throttle]`s on one
+/// handler are all evaluated; the longest wait wins.
 ///
 /// The handler stays an axum handler with any extractors: the expansion adds a first
 /// argument, an extractor that runs the check before any other extractor (a refused
-/// request's body is never read) and answers a refused request with `429`,
-/// `Retry-After` and `RateLimit-*` headers. So the function takes one more argument
-/// than written: call it through a router, not directly. It uses the process-wide
+/// request's body is never read) and answers a refused request with the
+/// [refusal response](throttle::set_refusal_response) (by default `429`, `Retry-After`
+/// and `RateLimit-*` headers). So the function takes one more argument than written:
+/// call it through a router, not directly. It uses the process-wide
 /// [store](throttle::set_default_store) (in memory unless set, e.g. to Redis),
-/// [trusted proxies](throttle::set_trusted_proxies) and
+/// [client address rules](throttle::set_client_ip) (trusted proxies by count or
+/// network, `X-Forwarded-For` or `Forwarded`, IPv6 per /64) and
 /// [failure mode](throttle::set_fail_closed). It goes on free functions.
 ///
 /// ```
@@ -90,15 +100,21 @@ pub use cached_macros::cache_view;
 ///     format!("results for {q}")
 /// }
 ///
-/// #[throttle(rate = "5/minute", scope = "uploads")]
+/// #[throttle(scope = "uploads")] // rate: THROTTLE_RATES="uploads=5/minute", or code
+/// #[throttle(rate = "50/second", algorithm = "gcra", burst = 5)]
 /// async fn upload(body: String) -> String {
 ///     format!("{} bytes", body.len())
 /// }
 ///
+/// # fn main() -> Result<(), cached_kit::CacheError> {
+/// throttle::set_rates(throttle::ThrottleRates::from_env()?.rate("uploads", "5/minute")?);
+/// throttle::check_rates(&[throttle::throttles_of(search), throttle::throttles_of(upload)])?;
 /// let app: Router = Router::new()
 ///     .route("/search/{q}", get(search))
 ///     .route("/upload", axum::routing::post(upload));
 /// # let _ = app;
+/// # Ok(())
+/// # }
 /// ```
 pub use cached_macros::throttle;
 
@@ -111,6 +127,8 @@ pub use cached_core::http::{CacheLayer, CacheService};
 #[doc(hidden)]
 pub mod __private {
     pub use cached_core;
+    #[cfg(feature = "axum")]
+    pub use cached_core::__private::throttle;
     #[cfg(feature = "axum")]
     pub use cached_core::http::view as http;
     pub use std;

@@ -10,8 +10,10 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use cached_kit::throttle::{
-    MemoryThrottleStore, Throttle, ThrottleIdentity, ThrottleLayer, ThrottleStore,
+    ClientIp, Decision, MemoryThrottleStore, ProxyHeader, Rate, Refusal, Throttle,
+    ThrottleIdentity, ThrottleLayer, ThrottleStore,
 };
+use cached_kit::CacheError;
 use reqwest::StatusCode;
 
 /// Serves `app` on `127.0.0.1:0` with the client address available; returns its base URL.
@@ -78,6 +80,16 @@ async fn get_status(client: &reqwest::Client, url: &str, xff: Option<&str>) -> S
         req = req.header("x-forwarded-for", xff);
     }
     req.send().await.expect("request").status()
+}
+
+async fn get_with(client: &reqwest::Client, url: &str, header: &str, value: &str) -> StatusCode {
+    client
+        .get(url)
+        .header(header, value)
+        .send()
+        .await
+        .expect("request")
+        .status()
 }
 
 /// Sends `n` requests at once, spread over the given base URLs; counts 200s and 429s.
@@ -308,6 +320,238 @@ async fn a_request_one_throttle_refuses_counts_in_no_other() {
     );
 }
 
+#[tokio::test]
+async fn gcra_admits_the_burst_then_refuses_with_the_exact_wait() {
+    // 6 a minute is one every 10 s; bursts of 3.
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::anon("6/minute").expect("rate").gcra(3));
+    let url = serve(app(layer)).await;
+    let client = client();
+    for remaining in [2, 1, 0] {
+        let res = client.get(&url).send().await.expect("request");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(header_u64(&res, "ratelimit-limit"), 3);
+        assert_eq!(header_u64(&res, "ratelimit-remaining"), remaining);
+        assert_eq!(
+            header(&res, "ratelimit-policy").as_deref(),
+            Some("6;w=60;burst=3")
+        );
+    }
+    // The bucket refills one request 10 s after the burst: the wait is 10 s less the
+    // few milliseconds since, which rounds up to exactly 10.
+    let res = client.get(&url).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header_u64(&res, "retry-after"), 10);
+    assert_eq!(header_u64(&res, "ratelimit-reset"), 10);
+    assert_eq!(header_u64(&res, "ratelimit-remaining"), 0);
+    assert_eq!(header_u64(&res, "ratelimit-limit"), 3);
+}
+
+#[tokio::test]
+async fn gcra_refills_one_request_per_interval() {
+    // 2 a second: one every 500 ms, no burst beyond one.
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::anon("2/second").expect("rate").gcra(1));
+    let url = serve(app(layer)).await;
+    let client = client();
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    let res = client.get(&url).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header_u64(&res, "retry-after"), 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    assert_eq!(
+        get_status(&client, &url, None).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gcra_admits_exactly_the_burst_under_concurrency() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::anon("10/hour").expect("rate").gcra(5));
+    let url = serve(app(layer)).await;
+    assert_eq!(burst(&[url], 200).await, (5, 195));
+}
+
+/// A store with sliding logs only (the trait's default GCRA methods), as a store of
+/// another crate may be.
+struct LogsOnly(MemoryThrottleStore);
+
+#[async_trait::async_trait]
+impl ThrottleStore for LogsOnly {
+    fn name(&self) -> &'static str {
+        "logs-only"
+    }
+    async fn check(&self, key: &str, rate: Rate) -> Result<Decision, CacheError> {
+        self.0.check(key, rate).await
+    }
+    async fn undo(&self, key: &str, decision: &Decision) -> Result<(), CacheError> {
+        self.0.undo(key, decision).await
+    }
+}
+
+#[tokio::test]
+async fn gcra_on_a_store_without_it_is_refused_as_misconfigured_not_failed_open() {
+    let layer = ThrottleLayer::new()
+        .store(LogsOnly(MemoryThrottleStore::default()))
+        .throttle(Throttle::anon("100/minute").expect("rate").gcra(10));
+    let url = serve(app(layer)).await;
+    let client = client();
+    for _ in 0..3 {
+        let res = client.get(&url).send().await.expect("request");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.text().await.expect("body").contains("misconfigured"));
+    }
+    // The sliding log on the same store works.
+    let layer = ThrottleLayer::new()
+        .store(LogsOnly(MemoryThrottleStore::default()))
+        .throttle(Throttle::anon("1/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    assert_eq!(
+        get_status(&client, &url, None).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// RFC 9457 problem details, with the standard headers kept.
+fn problem_details(refusal: &Refusal) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({
+        "type": "https://example.com/problems/throttled",
+        "title": "Too many requests",
+        "status": 429,
+        "detail": format!("Try again in {} seconds.", refusal.retry_after_secs()),
+        "scope": refusal.scope.name(),
+        "limit": refusal.limit,
+        "remaining": refusal.remaining,
+        "retry_after": refusal.retry_after_secs(),
+    });
+    let mut response = (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response();
+    refusal.set_headers(response.headers_mut());
+    response
+}
+
+#[tokio::test]
+async fn the_refusal_response_is_the_applications_to_shape() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .throttle(Throttle::scoped("uploads", "2/minute").expect("rate"))
+        .refusal_response(problem_details);
+    let url = serve(app(layer)).await;
+    let client = client();
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+    let res = client.get(&url).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&res, "content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    let retry_after = header_u64(&res, "retry-after");
+    assert!(
+        (59..=60).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+    assert_eq!(header(&res, "ratelimit-policy").as_deref(), Some("2;w=60"));
+    let body: serde_json::Value = res.json().await.expect("a JSON body");
+    assert_eq!(body["status"], 429);
+    assert_eq!(body["scope"], "uploads");
+    assert_eq!(body["limit"], 2);
+    assert_eq!(body["remaining"], 0);
+    assert_eq!(body["retry_after"], retry_after);
+}
+
+#[tokio::test]
+async fn trusted_networks_key_by_the_first_untrusted_address_from_the_right() {
+    // The test client connects from 127.0.0.1: a trusted proxy here.
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .client_ip(
+            ClientIp::new()
+                .trusted_networks(["127.0.0.0/8", "10.0.0.0/8"])
+                .expect("networks"),
+        )
+        .throttle(Throttle::anon("1/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    let xff = |v: &'static str| get_status(&client, &url, Some(v));
+    assert_eq!(xff("203.0.113.9, 10.0.0.7").await, StatusCode::OK);
+    // Whatever the client writes left of its address, it is the same client.
+    assert_eq!(
+        xff("1.1.1.1, 203.0.113.9, 10.0.0.8").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(xff("203.0.113.10").await, StatusCode::OK);
+    // Only trusted proxies: the leftmost, here 10.0.0.9.
+    assert_eq!(xff("10.0.0.9").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_forwarded_header_from_an_untrusted_peer_is_ignored() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .client_ip(
+            ClientIp::new()
+                .trusted_networks(["10.0.0.0/8"])
+                .expect("networks"),
+        )
+        .throttle(Throttle::anon("1/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    // 127.0.0.1 is not a trusted proxy: every header names the peer.
+    assert_eq!(
+        get_status(&client, &url, Some("1.1.1.1")).await,
+        StatusCode::OK
+    );
+    for spoof in ["2.2.2.2", "10.0.0.1", "3.3.3.3, 10.0.0.1"] {
+        assert_eq!(
+            get_status(&client, &url, Some(spoof)).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "X-Forwarded-For {spoof} escaped the throttle"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rfc_7239_forwarded_ipv6_clients_count_per_64() {
+    let layer = ThrottleLayer::new()
+        .store(MemoryThrottleStore::default())
+        .client_ip(
+            ClientIp::new()
+                .trusted_networks(["127.0.0.1"])
+                .expect("networks")
+                .header(ProxyHeader::Forwarded),
+        )
+        .throttle(Throttle::anon("1/minute").expect("rate"));
+    let url = serve(app(layer)).await;
+    let client = client();
+    let fwd = |v: &'static str| get_with(&client, &url, "forwarded", v);
+    assert_eq!(
+        fwd("for=\"[2001:db8:1:2::1]:4711\";proto=https").await,
+        StatusCode::OK
+    );
+    // Another address of the same /64: the same client.
+    assert_eq!(
+        fwd("for=\"[2001:db8:1:2:ffff::9]\"").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(fwd("for=\"[2001:db8:1:3::1]\"").await, StatusCode::OK);
+    // An obfuscated identifier is not a key: the request counts as the proxy's.
+    assert_eq!(fwd("for=_hidden").await, StatusCode::OK);
+    assert_eq!(fwd("for=_other").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(fwd("for=unknown").await, StatusCode::TOO_MANY_REQUESTS);
+}
+
 /// `#[throttle]` handlers: extractors of every kind still work, the check runs first.
 mod attribute {
     use super::*;
@@ -334,11 +578,17 @@ mod attribute {
         Ok("ok")
     }
 
+    #[throttle(rate = "6/minute", scope = "attr-gcra", algorithm = "gcra", burst = 2)]
+    async fn gcra() -> &'static str {
+        "ok"
+    }
+
     fn routes() -> Router {
         Router::new()
             .route("/greet/{name}", post(greet))
             .route("/stacked", get(stacked))
             .route("/user", get(per_user))
+            .route("/gcra", get(gcra))
             .with_state(Greeting("hello"))
             .layer(middleware::from_fn(bearer_identity))
     }
@@ -422,6 +672,38 @@ mod attribute {
             as_user("dave").await.expect("request").status(),
             StatusCode::OK
         );
+    }
+
+    #[tokio::test]
+    async fn algorithm_gcra_admits_the_burst_then_waits_one_interval() {
+        let url = format!("{}/gcra", serve(routes()).await);
+        let client = client();
+        assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
+        let res = client.get(&url).send().await.expect("request");
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header_u64(&res, "retry-after"), 10);
+        assert_eq!(
+            header(&res, "ratelimit-policy").as_deref(),
+            Some("6;w=60;burst=2")
+        );
+    }
+
+    #[test]
+    fn throttles_of_reads_a_handlers_throttles_back() {
+        use cached_kit::throttle::{throttles_of, Algorithm, Scope};
+        let stacked = throttles_of(stacked);
+        assert_eq!(stacked.len(), 2);
+        assert_eq!(stacked[0].scope(), &Scope::named("attr-short"));
+        assert_eq!(stacked[1].rate(), Some(Rate::new(1, 60)));
+        let gcra = throttles_of(gcra);
+        assert_eq!(
+            gcra[0].algorithm(),
+            Algorithm::Gcra {
+                burst: std::num::NonZeroU32::new(2)
+            }
+        );
+        assert_eq!(throttles_of(greet)[0].rate(), Some(Rate::new(5, 60)));
     }
 }
 

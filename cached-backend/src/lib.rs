@@ -5,7 +5,8 @@
 //! runtime:
 //!
 //! - [`Backend`], with [`Value`] and [`Ttl`]: a cache storage.
-//! - [`ThrottleStore`], with [`Decision`] and [`Rate`]: where throttles keep their logs.
+//! - [`ThrottleStore`], with [`Decision`], [`Rate`] and [`Gcra`]: where throttles keep
+//!   their state.
 //! - [`CacheError`]: the one error type.
 //! - [`CacheUrl`] and [`Scheme`]: how a `scheme://...` URL becomes a backend or a
 //!   throttle store. The `cached-features` crate lists the schemes the enabled cargo
@@ -31,7 +32,7 @@ use std::sync::Arc;
 pub use backend::{Backend, Ttl, Value};
 pub use error::{env_suffix, CacheError};
 pub use rate::{ParseRateError, Rate};
-pub use throttle::{Decision, ThrottleStore};
+pub use throttle::{Decision, Gcra, ThrottleStore};
 pub use url::CacheUrl;
 
 /// Builds a cache backend from a parsed URL, consuming the parameters it understands.

@@ -18,7 +18,7 @@
 //! | [`CacheError`] | the one error type |
 //! | [`codec`] | the codecs and the header of encoded values |
 //! | [`key`] | Django's key layout and the rule for long or unsafe keys |
-//! | [`throttle`] | rates, throttle stores, and (feature `axum`) `ThrottleLayer` |
+//! | [`throttle`] | rates, throttle stores, and (feature `axum`) `ThrottleLayer`, configured rates, client addresses; its docs list its API |
 //! | `http` (feature `axum`) | per-view caching: `CacheLayer` and the storage rules |
 //!
 //! Everything else is private, or `#[doc(hidden)]` under `__private` for the code the
@@ -67,4 +67,11 @@ pub mod __private {
     pub use crate::blocking::block_on;
     pub use crate::cache::compute::memoize;
     pub use crate::config::CacheSlot;
+
+    /// What `#[throttle]` generates code against: the extractor it adds to a handler
+    /// and the trait carrying the handler's throttles.
+    #[cfg(feature = "axum")]
+    pub mod throttle {
+        pub use crate::throttle::extract::{ThrottleSpec, Throttled};
+    }
 }

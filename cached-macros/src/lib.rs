@@ -75,15 +75,28 @@ pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Throttles an axum handler (DRF's throttle classes). Needs the `axum` feature of
 /// `cached-kit` (on by default).
 ///
-/// Arguments: `rate` (`"10/second"`, `"10/minute"`, `"100/hour"`, `"1000/day"`; as in DRF
-/// the unit is read from its first letter, so `"10/m"`, `"100/hr"` and `"5/sec"` work
-/// too; a multiple is `"10/5m"` or DRF's `"1/2-sec"`; checked at compile time with the
-/// grammar of `Rate::parse`, and a bad rate is a compile error quoting it) and `scope`
-/// (`"user"`, the default: the
-/// `ThrottleIdentity` your auth layer inserts, else the client IP; `"anon"`; or a scope
-/// name). Stacked attributes are all evaluated; the longest wait wins. The expansion
-/// adds a first argument (an extractor that checks before any other runs), so serve the
-/// router with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// Arguments:
+/// - `rate`: `"10/second"`, `"10/minute"`, `"100/hour"`, `"1000/day"`; as in DRF the unit
+///   is read from its first letter, so `"10/m"`, `"100/hr"` and `"5/sec"` work too; a
+///   multiple is `"10/5m"` or DRF's `"1/2-sec"`. Checked at compile time with the grammar
+///   of `Rate::parse`: a bad rate is a compile error quoting it. Without `rate`, the
+///   scope's rate is configured at start-up (`THROTTLE_RATES="uploads=5/minute"` or
+///   `throttle::set_rates`), like DRF's `DEFAULT_THROTTLE_RATES`; check it with
+///   `throttle::check_rates(&[throttle::throttles_of(handler)])`, or a request reaching a
+///   throttle without a rate is answered `500` and logged.
+/// - `scope`: `"user"` (the default: the `ThrottleIdentity` your auth layer inserts, else
+///   the client IP), `"anon"`, or a name (a budget shared by the handlers naming it).
+///   One of `rate` and `scope` is required.
+/// - `algorithm`: `"sliding_log"` (the default: DRF's exact sliding window) or `"gcra"`
+///   (bursts, then one request per `period / count`; one instant of state per client).
+/// - `burst`: with `algorithm = "gcra"`, the bucket's size (default: the rate's count).
+///
+/// Stacked attributes are all evaluated; the longest wait wins. The expansion adds a
+/// first argument (an extractor that checks before any other runs), so serve the router
+/// with `into_make_service_with_connect_info::<SocketAddr>()`. The store, the client
+/// address rules, the failure mode and the refusal response are the process-wide ones
+/// of `cached_kit::throttle` (`set_default_store`, `set_client_ip`, `set_fail_closed`,
+/// `set_refusal_response`).
 ///
 /// ```
 /// use axum::{extract::Query, routing::get, Json, Router};
@@ -100,7 +113,18 @@ pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     Json(vec![s.q])
 /// }
 ///
-/// let app: Router = Router::new().route("/search", get(search));
+/// #[throttle(scope = "exports")] // the rate of `exports`, configured at start-up
+/// #[throttle(rate = "100/second", algorithm = "gcra", burst = 10)]
+/// async fn export() -> &'static str {
+///     "csv"
+/// }
+///
+/// throttle::set_rates(throttle::ThrottleRates::new().rate("exports", "2/minute").unwrap());
+/// throttle::check_rates(&[throttle::throttles_of(search), throttle::throttles_of(export)])
+///     .unwrap();
+/// let app: Router = Router::new()
+///     .route("/search", get(search))
+///     .route("/export", get(export));
 /// # let _ = app;
 /// ```
 #[proc_macro_attribute]

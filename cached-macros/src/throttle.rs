@@ -9,6 +9,10 @@
 //! extractor, so every throttle is evaluated and the longest wait wins.
 //!
 //! Rates are string literals, parsed here: a bad rate is a compile error on the literal.
+//! A throttle without `rate` becomes `Throttle::configured(scope)`, whose rate the
+//! runtime looks up by scope name; `algorithm = "gcra"` (with `burst`) becomes
+//! `.gcra(burst)`. The extractor and the marker's trait live in the facade's
+//! `__private::throttle`; the throttles themselves are public types.
 
 mod args;
 mod expand;

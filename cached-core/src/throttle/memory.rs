@@ -1,14 +1,16 @@
-//! [`MemoryThrottleStore`]: exact sliding-window logs in this process.
+//! [`MemoryThrottleStore`]: exact sliding-window logs, and GCRA arrival times, in this
+//! process.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use hashbrown::HashTable;
 
-use super::{Decision, Rate, ThrottleStore};
+use super::{Decision, Gcra, Rate, ThrottleStore};
 use crate::CacheError;
 
 /// The default bound of a [`MemoryThrottleStore`], in keys (clients × throttles).
@@ -17,15 +19,19 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 const SHARDS: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Exact sliding-window logs for one process.
+/// Exact sliding-window logs and GCRA state for one process.
 ///
-/// Each key holds the times of the requests it admitted within the last period
-/// (at most `count` of them), behind one of 64 mutex-guarded shards, so a check is a
-/// hash, a short lock and a few comparisons. Keys whose newest request is older than
-/// their period are idle and are dropped (each shard sweeps itself at most once a
-/// second). The store is bounded by `max_keys`: when a shard is full even after a sweep,
-/// the eighth of its keys admitted least recently is forgotten, so exactness holds as
-/// long as the active clients fit the bound ([`DEFAULT_MAX_KEYS`] by default).
+/// Each sliding-log key holds the times of the requests it admitted within the last
+/// period (at most `count` of them); each GCRA key one instant, its theoretical arrival
+/// time ([`Gcra`]). Keys live behind one of 64 mutex-guarded shards, so a check is one
+/// hash (std's DoS-resistant SipHash, which picks the shard and the slot), a short
+/// lock and a few comparisons, answered without a future
+/// ([`check_now`](ThrottleStore::check_now)). Idle keys are dropped (a log whose newest
+/// request is older than its period, a GCRA key whose bucket is full again; each shard
+/// sweeps itself at most once a second). The store is bounded by `max_keys`: when a
+/// shard is full even after a sweep, the eighth of its keys admitted least recently is
+/// forgotten, so exactness holds as long as the active clients fit the bound
+/// ([`DEFAULT_MAX_KEYS`] by default).
 ///
 /// Not a moka cache on purpose: moka's admission policy may decline to keep a new key,
 /// and a forgotten log would admit more than the rate allows.
@@ -37,15 +43,105 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// ```
 pub struct MemoryThrottleStore {
     shards: Box<[Mutex<Shard>]>,
-    seed: u64,
+    hasher: RandomState,
     epoch: Instant,
     max_per_shard: usize,
 }
 
+/// Keys and their state, found by a hash computed once per check (the table only
+/// needs it again to grow).
+struct Table<V> {
+    entries: HashTable<(Box<str>, V)>,
+}
+
+impl<V> Default for Table<V> {
+    fn default() -> Self {
+        Table {
+            entries: HashTable::new(),
+        }
+    }
+}
+
+impl<V> Table<V> {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn get_mut(&mut self, hash: u64, key: &str) -> Option<&mut V> {
+        self.entries
+            .find_mut(hash, |(k, _)| **k == *key)
+            .map(|(_, v)| v)
+    }
+
+    /// Inserts a key known to be absent.
+    fn insert(&mut self, hasher: &RandomState, hash: u64, key: &str, value: V) -> &mut V {
+        let entry = self
+            .entries
+            .insert_unique(hash, (key.into(), value), |(k, _)| hasher.hash_one(&**k));
+        &mut entry.into_mut().1
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.entries.retain(|(_, v)| keep(v));
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    #[cfg(test)]
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| &**k)
+    }
+}
+
 #[derive(Default)]
 struct Shard {
-    logs: HashMap<String, Log>,
+    logs: Table<Log>,
+    /// GCRA keys: the theoretical arrival time (nanoseconds since the store's epoch).
+    tats: Table<u64>,
     last_sweep: u64,
+}
+
+impl Shard {
+    fn len(&self) -> usize {
+        self.logs.len() + self.tats.len()
+    }
+
+    /// Drops idle keys: logs whose newest request left the window, GCRA keys whose
+    /// bucket is full again (a TAT not after `now` is the same as no state).
+    fn sweep(&mut self, now: u64) {
+        self.logs.retain(|log| !log.idle(now));
+        self.tats.retain(|tat| *tat > now);
+        self.last_sweep = now;
+    }
+
+    /// Makes room for one new key: sweeps when it is time (or the shard is full), and
+    /// if the shard is still full of active keys, forgets the eighth of them that were
+    /// admitted least recently at once, so the next inserts are cheap again (amortized
+    /// O(1) per key).
+    fn make_room(&mut self, now: u64, max: usize) {
+        if self.len() < max {
+            return;
+        }
+        self.sweep(now);
+        if self.len() + max / 8 <= max {
+            return;
+        }
+        // A log's newest admission and a GCRA key's TAT (at or a little after its last
+        // admission) both say how recently the key was admitted; close enough to choose
+        // whom to forget.
+        let mut recency: Vec<u64> = self
+            .logs
+            .values()
+            .map(Log::newest)
+            .chain(self.tats.values().copied())
+            .collect();
+        let cut = (max / 8).min(recency.len().saturating_sub(1));
+        let (_, &mut threshold, _) = recency.select_nth_unstable(cut);
+        self.logs.retain(|log| log.newest() > threshold);
+        self.tats.retain(|tat| *tat > threshold);
+    }
 }
 
 struct Log {
@@ -102,7 +198,7 @@ impl MemoryThrottleStore {
     pub fn with_max_keys(max_keys: usize) -> Self {
         MemoryThrottleStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            seed: RandomState::new().hash_one(0x7468_726f_7474_6c65_u64),
+            hasher: RandomState::new(),
             epoch: Instant::now(),
             max_per_shard: max_keys.div_ceil(SHARDS).max(1),
         }
@@ -112,7 +208,7 @@ impl MemoryThrottleStore {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).logs.len())
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
     }
 
@@ -125,64 +221,70 @@ impl MemoryThrottleStore {
         nanos(self.epoch.elapsed())
     }
 
-    /// The shard of `key`: a seeded multiply-rotate hash, 8 bytes at a time. Only spreads
-    /// keys over the shards; each shard's map keeps std's DoS-resistant hasher.
-    fn shard(&self, key: &str) -> &Mutex<Shard> {
-        let mut h = self.seed;
-        for chunk in key.as_bytes().chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-        &self.shards[(h >> 58) as usize % SHARDS]
+    /// The hash of `key` and its locked shard. The shard comes from bits that the
+    /// table uses neither for the slot (low bits) nor for its tags (top 7 bits).
+    fn lock(&self, key: &str) -> (u64, std::sync::MutexGuard<'_, Shard>) {
+        let hash = self.hasher.hash_one(key);
+        let shard = &self.shards[(hash >> 40) as usize % SHARDS];
+        (hash, shard.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The check at `now` (nanoseconds since the epoch), without the async wrapper.
+    /// The sliding-log check at `now` (nanoseconds since the epoch).
     pub(crate) fn check_at(&self, key: &str, rate: Rate, now: u64) -> Decision {
         let period = nanos(rate.period());
         let limit = rate.count();
-        let mut guard = self
-            .shard(key)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let shard = &mut *guard;
+        let (hash, mut shard) = self.lock(key);
         if now.saturating_sub(shard.last_sweep) >= nanos(SWEEP_EVERY) {
-            shard.logs.retain(|_, log| !log.idle(now));
-            shard.last_sweep = now;
+            shard.sweep(now);
         }
-        if let Some(log) = shard.logs.get_mut(key) {
+        if let Some(log) = shard.logs.get_mut(hash, key) {
             return log.check(limit, period, now);
         }
-        if shard.logs.len() >= self.max_per_shard {
-            shard.logs.retain(|_, log| !log.idle(now));
-            shard.last_sweep = now;
-            // Still full of active keys: forget the eighth admitted least recently at
-            // once, so the next inserts are cheap again (amortized O(1) per key).
-            if shard.logs.len() + self.max_per_shard / 8 > self.max_per_shard {
-                let mut newest: Vec<u64> = shard.logs.values().map(Log::newest).collect();
-                let cut = self.max_per_shard / 8;
-                let (_, &mut threshold, _) = newest.select_nth_unstable(cut);
-                shard.logs.retain(|_, log| log.newest() > threshold);
-            }
-        }
-        let log = shard.logs.entry(key.to_owned()).or_insert_with(|| Log {
+        shard.make_room(now, self.max_per_shard);
+        let log = Log {
             times: VecDeque::new(),
             newest: 0,
             period,
-        });
+        };
+        let log = shard.logs.insert(&self.hasher, hash, key, log);
         log.check(limit, period, now)
+    }
+
+    /// The GCRA check at `now` (nanoseconds since the epoch).
+    pub(crate) fn check_gcra_at(&self, key: &str, gcra: Gcra, now: u64) -> Decision {
+        let (hash, mut shard) = self.lock(key);
+        if now.saturating_sub(shard.last_sweep) >= nanos(SWEEP_EVERY) {
+            shard.sweep(now);
+        }
+        if let Some(tat) = shard.tats.get_mut(hash, key) {
+            let (decision, next) = gcra.decide(*tat, now);
+            *tat = next;
+            return decision;
+        }
+        let (decision, next) = gcra.decide(0, now);
+        if decision.admitted {
+            shard.make_room(now, self.max_per_shard);
+            shard.tats.insert(&self.hasher, hash, key, next);
+        }
+        decision
+    }
+
+    fn undo_gcra_now(&self, key: &str, gcra: Gcra, decision: &Decision) {
+        if !decision.admitted {
+            return;
+        }
+        let (hash, mut shard) = self.lock(key);
+        if let Some(tat) = shard.tats.get_mut(hash, key) {
+            *tat = gcra.undo(*tat);
+        }
     }
 
     fn undo_now(&self, key: &str, decision: &Decision) {
         if !decision.admitted {
             return;
         }
-        let mut shard = self
-            .shard(key)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(log) = shard.logs.get_mut(key) {
+        let (hash, mut shard) = self.lock(key);
+        if let Some(log) = shard.logs.get_mut(hash, key) {
             if let Some(i) = log.times.iter().rposition(|&t| t == decision.token) {
                 log.times.remove(i);
                 log.newest = log.times.back().copied().unwrap_or(0);
@@ -209,8 +311,30 @@ impl ThrottleStore for MemoryThrottleStore {
         Ok(self.check_at(key, rate, self.now()))
     }
 
+    fn check_now(&self, key: &str, rate: Rate) -> Option<Result<Decision, CacheError>> {
+        Some(Ok(self.check_at(key, rate, self.now())))
+    }
+
     async fn undo(&self, key: &str, decision: &Decision) -> Result<(), CacheError> {
         self.undo_now(key, decision);
+        Ok(())
+    }
+
+    async fn check_gcra(&self, key: &str, gcra: Gcra) -> Result<Decision, CacheError> {
+        Ok(self.check_gcra_at(key, gcra, self.now()))
+    }
+
+    fn check_gcra_now(&self, key: &str, gcra: Gcra) -> Option<Result<Decision, CacheError>> {
+        Some(Ok(self.check_gcra_at(key, gcra, self.now())))
+    }
+
+    async fn undo_gcra(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        decision: &Decision,
+    ) -> Result<(), CacheError> {
+        self.undo_gcra_now(key, gcra, decision);
         Ok(())
     }
 }
@@ -280,5 +404,76 @@ mod tests {
             })
             .sum::<usize>();
         assert_eq!(stale, 0, "idle keys are swept");
+    }
+
+    #[test]
+    fn gcra_admits_the_burst_then_one_per_interval_with_exact_waits() {
+        let store = MemoryThrottleStore::default();
+        let gcra = Gcra::new(Rate::new(6, 60), 3);
+        let t0 = 100 * SEC;
+        for remaining in [2, 1, 0] {
+            let d = store.check_gcra_at("k", gcra, t0);
+            assert!(d.admitted);
+            assert_eq!(d.remaining, remaining);
+        }
+        let refused = store.check_gcra_at("k", gcra, t0 + 4 * SEC);
+        assert!(!refused.admitted);
+        assert_eq!(refused.reset, Duration::from_secs(6));
+        assert!(!store.check_gcra_at("k", gcra, t0 + 10 * SEC - 1).admitted);
+        assert!(store.check_gcra_at("k", gcra, t0 + 10 * SEC).admitted);
+        assert!(!store.check_gcra_at("k", gcra, t0 + 10 * SEC).admitted);
+        // Another key, and a sliding log under the same name, are separate state.
+        assert!(store.check_gcra_at("other", gcra, t0).admitted);
+        assert!(store.check_at("k", Rate::new(1, 60), t0).admitted);
+    }
+
+    #[test]
+    fn gcra_undo_returns_the_request_and_state_is_one_instant_per_key() {
+        let store = MemoryThrottleStore::default();
+        let gcra = Gcra::new(Rate::new(1, 60), 1);
+        let d = store.check_gcra_at("k", gcra, SEC);
+        assert!(d.admitted);
+        assert!(!store.check_gcra_at("k", gcra, 2 * SEC).admitted);
+        store.undo_gcra_now("k", gcra, &d);
+        assert!(store.check_gcra_at("k", gcra, 3 * SEC).admitted);
+        // Undoing a refusal changes nothing.
+        let refused = store.check_gcra_at("k", gcra, 4 * SEC);
+        store.undo_gcra_now("k", gcra, &refused);
+        assert!(!store.check_gcra_at("k", gcra, 5 * SEC).admitted);
+        // However many requests a client makes, its key holds one instant.
+        let many = Gcra::new(Rate::new(1_000, 1), 1_000);
+        for _ in 0..1_000 {
+            store.check_gcra_at("busy", many, 10 * SEC);
+        }
+        let (hash, mut shard) = store.lock("busy");
+        assert!(shard.tats.get_mut(hash, "busy").is_some());
+        assert!(shard.logs.get_mut(hash, "busy").is_none());
+    }
+
+    #[test]
+    fn gcra_keys_with_a_full_bucket_are_swept_and_the_bound_holds() {
+        let store = MemoryThrottleStore::with_max_keys(SHARDS * 4);
+        let gcra = Gcra::new(Rate::new(1, 1), 1);
+        for i in 0..1_000 {
+            store.check_gcra_at(&format!("client-{i}"), gcra, SEC);
+        }
+        assert!(store.len() <= SHARDS * 4, "bounded: {}", store.len());
+        for i in 0..1_000 {
+            store.check_gcra_at(
+                &format!("other-{i}"),
+                Gcra::new(Rate::new(1, 60), 1),
+                3 * SEC,
+            );
+        }
+        let stale = store
+            .shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(PoisonError::into_inner);
+                s.tats.keys().filter(|k| k.starts_with("client-")).count()
+            })
+            .sum::<usize>();
+        assert_eq!(stale, 0, "full buckets are swept");
+        assert!(store.len() <= SHARDS * 4);
     }
 }

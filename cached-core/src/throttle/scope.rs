@@ -2,11 +2,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Once;
 
-use axum::extract::ConnectInfo;
 use http::{Extensions, HeaderMap};
+
+use super::ClientIp;
 
 /// The identity of an authenticated client, as your auth layer puts it in the request
 /// extensions. Throttles with the [`Scope::User`] scope count requests per identity;
@@ -61,8 +61,9 @@ impl ThrottleIdentity {
 /// | `Named` (`ScopedRateThrottle`) | per identity | per client IP |
 ///
 /// The client IP is the socket's peer address (serve the app with
-/// `into_make_service_with_connect_info::<SocketAddr>()`); `X-Forwarded-For` counts only
-/// when the throttle is told how many proxies in front of the app to trust.
+/// `into_make_service_with_connect_info::<SocketAddr>()`); a proxy header counts only
+/// when the throttle is told which proxies to trust ([`ClientIp`]), and IPv6 clients
+/// count per /64.
 ///
 /// Throttles with the same scope and rate share their counts wherever they are used,
 /// across routes and handlers: a named scope is how several routes share one budget.
@@ -86,6 +87,17 @@ impl Scope {
     /// A named scope.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Scope {
         Scope::Named(name.into())
+    }
+
+    /// A named scope, in a `const`.
+    ///
+    /// ```
+    /// use cached_core::throttle::Scope;
+    /// const UPLOADS: Scope = Scope::from_static("uploads");
+    /// assert_eq!(UPLOADS, Scope::named("uploads"));
+    /// ```
+    pub const fn from_static(name: &'static str) -> Scope {
+        Scope::Named(Cow::Borrowed(name))
     }
 
     /// `user`, `anon`, or the scope's name.
@@ -119,14 +131,14 @@ pub(crate) fn client_ident(
     scope: &Scope,
     headers: &HeaderMap,
     extensions: &Extensions,
-    trusted_proxies: usize,
+    client_ip: &ClientIp,
 ) -> Option<String> {
     let identity = extensions.get::<ThrottleIdentity>();
     match (scope, identity) {
         (Scope::Anon, Some(_)) => None,
         (Scope::User | Scope::Named(_), Some(ThrottleIdentity(id))) => Some(format!("id:{id}")),
-        (_, None) => Some(match client_ip(headers, extensions, trusted_proxies) {
-            Some(ip) => format!("ip:{ip}"),
+        (_, None) => Some(match client_ip.resolve(headers, extensions) {
+            Some(ip) => format!("ip:{}", client_ip.client_key(ip)),
             None => {
                 static WARN: Once = Once::new();
                 WARN.call_once(|| {
@@ -139,51 +151,4 @@ pub(crate) fn client_ident(
             }
         }),
     }
-}
-
-/// The client's IP address: the socket peer, or with `trusted_proxies > 0` the address
-/// that many hops from the right of `X-Forwarded-For` (DRF's `NUM_PROXIES`).
-///
-/// With one trusted proxy, the proxy appends the address it saw, so the last entry is
-/// the client and whatever a client wrote in front of it is ignored.
-///
-/// ```
-/// use std::net::SocketAddr;
-/// use axum::extract::ConnectInfo;
-/// use cached_core::throttle::client_ip;
-///
-/// let mut req = http::Request::new(());
-/// req.headers_mut().insert("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
-/// req.extensions_mut().insert(ConnectInfo("10.0.0.2:4000".parse::<SocketAddr>().unwrap()));
-/// let (h, e) = (req.headers(), req.extensions());
-/// assert_eq!(client_ip(h, e, 0).unwrap().to_string(), "10.0.0.2");
-/// assert_eq!(client_ip(h, e, 1).unwrap().to_string(), "203.0.113.9");
-/// assert_eq!(client_ip(h, e, 2).unwrap().to_string(), "6.6.6.6");
-/// ```
-pub fn client_ip(
-    headers: &HeaderMap,
-    extensions: &Extensions,
-    trusted_proxies: usize,
-) -> Option<IpAddr> {
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    if trusted_proxies == 0 {
-        return peer;
-    }
-    let hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|hop| !hop.is_empty())
-        .collect();
-    let Some(hop) = hops.get(hops.len().saturating_sub(trusted_proxies)) else {
-        return peer;
-    };
-    hop.parse::<IpAddr>()
-        .ok()
-        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
-        .or(peer)
 }

@@ -1,24 +1,37 @@
-//! The arguments of `#[throttle]`: `rate` (required) and `scope`.
+//! The arguments of `#[throttle]`: `rate`, `scope`, `algorithm` and `burst`.
 
-use syn::{Expr, ExprLit, Lit, LitStr};
+use syn::{Expr, ExprLit, Lit, LitInt, LitStr};
 
 use crate::attr::{self, Arg, Attr};
 use crate::ctxt::Ctxt;
 use crate::grammar;
 use crate::value;
 
+/// How the throttle counts (`algorithm = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `"sliding_log"`, the default.
+    SlidingLog,
+    /// `"gcra"`.
+    Gcra,
+}
+
 /// One `#[throttle(...)]`.
 #[derive(Default)]
 pub struct Args {
-    /// The rate, checked: count and period in seconds.
+    /// The rate, checked: count and period in seconds. Absent: configured by scope.
     pub rate: Attr<(u32, u64)>,
     /// `user`, `anon` or a scope name.
     pub scope: Attr<LitStr>,
+    /// The algorithm, with the literal that named it.
+    pub algorithm: Attr<(Algorithm, LitStr)>,
+    /// The GCRA burst (at least 1), with its literal.
+    pub burst: Attr<(u32, LitInt)>,
 }
 
 impl attr::Args for Args {
     const MACRO: &'static str = "throttle";
-    const NAMES: &'static [&'static str] = &["rate", "scope"];
+    const NAMES: &'static [&'static str] = &["rate", "scope", "algorithm", "burst"];
 
     fn set(&mut self, cx: &Ctxt, arg: Arg) {
         match arg.name.to_string().as_str() {
@@ -36,7 +49,49 @@ impl attr::Args for Args {
                 });
                 self.scope.set(cx, &arg, scope)
             }
+            "algorithm" => {
+                let algorithm = value::string(cx, &arg, "gcra").and_then(|lit| {
+                    match lit.value().as_str() {
+                        "gcra" => Some((Algorithm::Gcra, lit)),
+                        "sliding_log" => Some((Algorithm::SlidingLog, lit)),
+                        other => {
+                            cx.error_spanned_by(
+                                &lit,
+                                format!("unknown algorithm `{other}`: write `algorithm = \"sliding_log\"` (the default: DRF's exact sliding window) or `algorithm = \"gcra\"` (bursts, O(1) state per client)"),
+                            );
+                            None
+                        }
+                    }
+                });
+                self.algorithm.set(cx, &arg, algorithm)
+            }
+            "burst" => self.burst.set(cx, &arg, burst(cx, &arg)),
             _ => attr::unknown::<Self>(cx, &arg),
+        }
+    }
+}
+
+/// `burst = 5`: a whole number from 1 to 4294967295.
+fn burst(cx: &Ctxt, arg: &Arg) -> Option<(u32, LitInt)> {
+    let expr = arg.expr(cx, "5")?;
+    let help = "`burst` is how many requests a full GCRA bucket admits at once: a whole number from 1, e.g. `burst = 5`";
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => match int.base10_parse::<u32>() {
+            Ok(0) | Err(_) => {
+                cx.error_spanned_by(int, help);
+                None
+            }
+            Ok(n) if matches!(int.suffix(), "" | "u32") => Some((n, int.clone())),
+            Ok(_) => {
+                cx.error_spanned_by(int, help);
+                None
+            }
+        },
+        other => {
+            cx.error_spanned_by(other, help);
+            None
         }
     }
 }
@@ -51,7 +106,7 @@ fn rate(cx: &Ctxt, arg: &Arg) -> Option<(u32, u64)> {
     else {
         cx.error_spanned_by(
             expr,
-            "`rate` must be a string literal such as \"10/minute\", checked at compile time; for a rate read at run time use `ThrottleLayer` with `Throttle::user(&rate)?`",
+            "`rate` must be a string literal such as \"10/minute\", checked at compile time; for a rate read at start-up leave `rate` out and configure the scope's rate (`THROTTLE_RATES=\"uploads=10/minute\"` or `set_rates`)",
         );
         return None;
     };

@@ -4,7 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::{Attribute, FnArg, LitStr};
 
-use super::args::Args;
+use super::args::{Algorithm, Args};
 use crate::attr;
 use crate::ctxt::Ctxt;
 use crate::item::MaybeItemFn;
@@ -52,18 +52,33 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         );
     }
     let t = quote!(::cached_kit::__private::cached_core::throttle);
+    let p = quote!(::cached_kit::__private::throttle);
     let std = quote!(::cached_kit::__private::std);
     let mut throttles = Vec::new();
     for (args, span) in all {
-        if !args.rate.is_set() {
+        if !args.rate.is_set() && !args.scope.is_set() {
             cx.error_at(
                 span,
-                "#[throttle] needs a rate: write `#[throttle(rate = \"10/minute\")]` (scope `user` by default)",
+                "#[throttle] needs a rate or a scope: write `#[throttle(rate = \"10/minute\")]` (scope `user` by default), or `#[throttle(scope = \"uploads\")]` to take the scope's rate from THROTTLE_RATES at start-up",
+            );
+            continue;
+        }
+        let algorithm = args.algorithm.get().map(|(a, _)| *a);
+        if let (Some((_, lit)), Some(Algorithm::SlidingLog) | None) = (args.burst.get(), algorithm)
+        {
+            cx.error_spanned_by(
+                lit,
+                "`burst` belongs to the GCRA algorithm: add `algorithm = \"gcra\"` (the sliding log admits the rate's count in any window, with no separate burst)",
             );
         }
-        let Some(&(count, period)) = args.rate.get() else {
-            continue;
-        };
+        if (args.rate.is_set() && args.rate.get().is_none())
+            || (args.algorithm.is_set() && algorithm.is_none())
+            || (args.burst.is_set() && args.burst.get().is_none())
+        {
+            continue; // an invalid value, already reported
+        }
+        let rate = args.rate.get().copied();
+        let burst = args.burst.get().map(|(n, _)| *n);
         let scope = args
             .scope
             .take()
@@ -71,9 +86,21 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         let scope = match scope.value().as_str() {
             "user" => quote!(#t::Scope::User),
             "anon" => quote!(#t::Scope::Anon),
-            _ => quote!(#t::Scope::Named(#std::borrow::Cow::Borrowed(#scope))),
+            _ => quote!(#t::Scope::from_static(#scope)),
         };
-        throttles.push(quote!(#t::Throttle::new(#scope, #t::Rate::new(#count, #period))));
+        let throttle = match rate {
+            Some((count, period)) => {
+                quote!(#t::Throttle::new(#scope, #t::Rate::new(#count, #period)))
+            }
+            None => quote!(#t::Throttle::configured(#scope)),
+        };
+        throttles.push(match (algorithm, burst) {
+            (Some(Algorithm::Gcra), Some(burst)) => quote!(#throttle.gcra(#burst)),
+            (Some(Algorithm::Gcra), None) => quote! {
+                #throttle.with_algorithm(#t::Algorithm::Gcra { burst: #std::option::Option::None })
+            },
+            _ => throttle,
+        });
     }
     if cx.has_errors() {
         return TokenStream::new();
@@ -86,7 +113,7 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
     );
     let mut sig = sig.clone();
     sig.inputs
-        .insert(0, syn::parse_quote!(_: #t::Throttled<#marker>));
+        .insert(0, syn::parse_quote!(_: #p::Throttled<#marker>));
     let vis = &func.vis;
     let body = func.body();
     quote! {
@@ -97,7 +124,7 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         #[allow(non_camel_case_types)]
         #vis struct #marker;
 
-        impl #t::ThrottleSpec for #marker {
+        impl #p::ThrottleSpec for #marker {
             const THROTTLES: &'static [#t::Throttle] = &[#(#throttles),*];
         }
 

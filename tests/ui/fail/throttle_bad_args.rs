@@ -5,8 +5,13 @@ async fn misspelled() -> &'static str {
     "ok"
 }
 
-#[throttle(scope = "user")]
-async fn no_rate() -> &'static str {
+#[throttle]
+async fn no_rate_no_scope() -> &'static str {
+    "ok"
+}
+
+#[throttle(algorithm = "gcra", burst = 5)]
+async fn still_no_rate_no_scope() -> &'static str {
     "ok"
 }
 

@@ -52,6 +52,15 @@ mod handlers {
         Ok(format!("{id} {} {body}", q.page))
     }
 
+    // Rates from configuration (THROTTLE_RATES or set_rates) and GCRA.
+    #[throttle(scope = "uploads")]
+    #[throttle(scope = "anon", algorithm = "gcra")]
+    #[throttle(rate = "1000/second", algorithm = "gcra", burst = 50)]
+    #[throttle(rate = "10/minute", algorithm = "sliding_log")]
+    pub async fn configured_and_gcra(Path(id): Path<u32>) -> String {
+        id.to_string()
+    }
+
     #[cached_kit::throttle(rate = "2/30s", scope = "uploads")]
     pub(super) async fn returns_impl() -> impl axum::response::IntoResponse {
         let _: Result<()> = Ok(());
@@ -66,5 +75,10 @@ fn main() {
         .route("/drf", get(handlers::drf_spellings))
         .route("/items/{id}", post(handlers::with_extractors))
         .route("/upload", post(handlers::returns_impl))
+        .route("/configured/{id}", get(handlers::configured_and_gcra))
         .with_state(handlers::Db);
+    // A #[throttle] handler's throttles, for the start-up check of configured rates.
+    let throttles = cached_kit::throttle::throttles_of(handlers::configured_and_gcra);
+    assert_eq!(throttles.len(), 4);
+    let _ = cached_kit::throttle::check_rates(&[throttles]);
 }
