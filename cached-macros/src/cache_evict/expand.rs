@@ -77,6 +77,7 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         ::cached_kit::__private::evict(
             ::cached_kit::__private::slot_get(&__CACHE_SLOT),
             &__cache_keys,
+            &[],
             #std::concat!(#std::module_path!(), "::", #name_lit),
             #version,
         )

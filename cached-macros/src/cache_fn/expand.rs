@@ -157,6 +157,7 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
             ttl: #ttl,
             lock: #lock_on,
             lock_ttl: #lock_ttl,
+            stale: #std::option::Option::None,
         };
     };
     let plan = Plan {
