@@ -36,7 +36,7 @@ pub use crate::blocking::block_on;
 // Tags and stale-while-revalidate (`#[cache_fn(tags = .., stale = ..)]`).
 pub use super::memoize_fresh::{
     borrow_store_if, memoize_stale, memoize_tagged, no_store_if, predicate, refresh_fresh,
-    stale_clone, StaleArg, UncachedFresh, ViaCacheFresh,
+    stale_arg, StaleArg, UncachedFresh, ViaCacheFresh,
 };
 
 /// The fixed settings of one memoized function.

@@ -2,14 +2,18 @@
 //! plain [`memoize`](super::memoize::memoize), which functions without them keep using
 //! untouched.
 //!
-//! - [`memoize_tagged`]: tags only. The tags are rendered (a closure over the
-//!   arguments) only when needed: on a miss, and on every read of a remote backend,
-//!   whose tag versions are read in the same `get_many` as the entry. An in-process hit
-//!   renders nothing (see `tags.rs`, the generation).
-//! - [`memoize_stale`]: a stale window, with or without tags. A stale hit starts one
-//!   background refresh through `make`, which clones the arguments into a
-//!   `Send + 'static` computation (the macro requires owned `Clone + Send + 'static`
-//!   arguments); a miss runs it in line.
+//! Both take one `prepare` closure, which owns the call's arguments and, when called,
+//! renders the tags and returns the computation (the body's call, the arguments moved
+//! into it). It is called at most once, and only when needed: on a miss, on a stale hit
+//! that starts a refresh, and before every read of a remote backend, whose tag versions
+//! are read in the same `get_many` as the entry. An in-process hit never calls it: it
+//! renders no tag (see `tags.rs`, the generation).
+//!
+//! - [`memoize_tagged`]: tags only; any arguments.
+//! - [`memoize_stale`]: a stale window, with or without tags. The computation is
+//!   `Send + 'static` (the macro requires owned `Send + 'static` arguments), since a
+//!   stale hit runs it in the background, after the call returned; a miss runs it in
+//!   line.
 //!
 //! Both fail open like `memoize`, and reach the same single flight and lock.
 //!
@@ -19,9 +23,10 @@
 //! use cached_core::__private::memoize::{memoize_tagged, stored_key, Spec};
 //! let spec = Spec { name: "doc::tagged", version: None, ttl: None, lock: false, lock_ttl: None, stale: None };
 //! let cache = Ok(cached_core::cache());
-//! let key = stored_key(&cache, &spec, format_args!("tagged:{}", 1));
-//! let tags = || vec!["product:1".to_string()];
-//! let v = memoize_tagged(cache, key, &spec, None, tags, || async { Ok::<u32, Infallible>(1) }).await;
+//! let id = 1;
+//! let key = stored_key(&cache, &spec, format_args!("tagged:{id}"));
+//! let prepare = move || (vec![format!("product:{id}")], move || async move { Ok::<u32, Infallible>(id) });
+//! let v = memoize_tagged(cache, key, &spec, None, prepare).await;
 //! assert_eq!(v, Ok(1));
 //! cached_core::cache().invalidate_tags(&["product:1"]).await.unwrap();
 //! assert_eq!(cached_core::cache().get::<u32>("tagged:1").await.unwrap(), None);
@@ -56,34 +61,33 @@ fn usable(
     }
 }
 
-/// Reads `skey`; renders the tags only for a remote backend. Returns the read and the
-/// tags, rendered now or still to render.
-async fn read<T: Cacheable, G: FnOnce() -> Vec<String>>(
-    cache: &Cache,
-    skey: &str,
-    tags: G,
-) -> (Lookup<T>, Tags<G>) {
-    if let Some(read) = cache.lookup_now::<T>(skey, true) {
-        return (read, Tags::Later(tags));
-    }
-    let tags = tags();
-    let read = cache.lookup(skey, &tags, true).await;
-    (read, Tags::Rendered(tags))
+/// A call's tags and computation: still to prepare, or prepared.
+enum Prepared<P, F> {
+    Later(P),
+    Now(Vec<String>, F),
 }
 
-/// A call's tags: the closure that renders them, or its result.
-enum Tags<G> {
-    Later(G),
-    Rendered(Vec<String>),
-}
-
-impl<G: FnOnce() -> Vec<String>> Tags<G> {
-    fn render(self) -> Vec<String> {
+impl<P: FnOnce() -> (Vec<String>, F), F> Prepared<P, F> {
+    fn get(self) -> (Vec<String>, F) {
         match self {
-            Tags::Later(g) => g(),
-            Tags::Rendered(tags) => tags,
+            Prepared::Later(prepare) => prepare(),
+            Prepared::Now(tags, f) => (tags, f),
         }
     }
+}
+
+/// Reads `skey`, preparing the call first only for a remote backend.
+async fn read<T, P, F>(cache: &Cache, skey: &str, prepare: P) -> (Lookup<T>, Prepared<P, F>)
+where
+    T: Cacheable,
+    P: FnOnce() -> (Vec<String>, F),
+{
+    if let Some(read) = cache.lookup_now::<T>(skey, true) {
+        return (read, Prepared::Later(prepare));
+    }
+    let (tags, f) = prepare();
+    let read = cache.lookup(skey, &tags, true).await;
+    (read, Prepared::Now(tags, f))
 }
 
 fn options<'a, T>(
@@ -103,57 +107,55 @@ fn options<'a, T>(
 }
 
 /// [`memoize`](super::memoize::memoize) for a function with `tags`: the entry records
-/// the versions of the tags `tags()` renders, and is a miss once one of them is
+/// the versions of the tags `prepare` renders, and is a miss once one of them is
 /// invalidated.
-pub async fn memoize_tagged<T, E, F, Fut, G>(
+pub async fn memoize_tagged<T, E, P, F, Fut>(
     cache: Result<Cache, CacheError>,
     skey: Result<String, ArgKeyError>,
     spec: &Spec,
     store_if: StoreIf<'_, T>,
-    tags: G,
-    f: F,
+    prepare: P,
 ) -> Result<T, E>
 where
     T: Cacheable,
-    G: FnOnce() -> Vec<String>,
+    P: FnOnce() -> (Vec<String>, F),
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
     let Some((cache, skey)) = usable(cache, skey, spec) else {
-        return f().await;
+        return prepare().1().await;
     };
-    let (read, tags) = read::<T, G>(&cache, &skey, tags).await;
+    let (read, prepared) = read::<T, P, F>(&cache, &skey, prepare).await;
     if let Lookup::Fresh(v) = read {
         return Ok(v);
     }
-    let opts = options(spec, store_if, tags.render());
+    let (tags, f) = prepared.get();
+    let opts = options(spec, store_if, tags);
     Box::pin(cache.compute_missed(&skey, &opts, f)).await
 }
 
 /// [`memoize`](super::memoize::memoize) for a function with `stale` (and maybe tags):
 /// a stale value is returned at once and refreshed in the background by the
-/// computation `make()` returns (once per key in this process; once across processes
+/// computation `prepare` returns (once per key in this process; once across processes
 /// with `lock`); a miss runs it in line.
-pub async fn memoize_stale<T, E, M, F, Fut, P, G>(
+pub async fn memoize_stale<T, E, P, F, Fut, S>(
     cache: Result<Cache, CacheError>,
     skey: Result<String, ArgKeyError>,
     spec: &Spec,
-    store_if: Option<P>,
-    tags: G,
-    make: M,
+    store_if: Option<S>,
+    prepare: P,
 ) -> Result<T, E>
 where
     T: Cacheable,
-    G: FnOnce() -> Vec<String>,
-    M: FnOnce() -> F,
+    P: FnOnce() -> (Vec<String>, F),
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
-    P: Fn(&T) -> bool + Send + Sync + 'static,
+    S: Fn(&T) -> bool + Send + Sync + 'static,
 {
     let Some((cache, skey)) = usable(cache, skey, spec) else {
-        return make()().await;
+        return prepare().1().await;
     };
-    let (read, tags) = read::<T, G>(&cache, &skey, tags).await;
+    let (read, prepared) = read::<T, P, F>(&cache, &skey, prepare).await;
     match read {
         Lookup::Fresh(v) => Ok(v),
         Lookup::Stale(v) => {
@@ -163,17 +165,17 @@ where
                 stale: spec.stale,
                 lock: spec.lock,
                 lock_ttl: spec.lock_ttl.unwrap_or(LOCK_TTL),
-                tags: tags.render(),
             };
-            cache.revalidate(refresh, store_if, make);
+            cache.revalidate(refresh, store_if, || prepared.get());
             Ok(v)
         }
         Lookup::Miss => {
+            let (tags, f) = prepared.get();
             let pred = store_if
                 .as_ref()
                 .map(|p| p as &(dyn Fn(&T) -> bool + Send + Sync));
-            let opts = options(spec, pred, tags.render());
-            Box::pin(cache.compute_missed(&skey, &opts, make())).await
+            let opts = options(spec, pred, tags);
+            Box::pin(cache.compute_missed(&skey, &opts, f)).await
         }
     }
 }
@@ -222,21 +224,20 @@ where
     result
 }
 
-/// What a `stale` function's argument must be: it is cloned into the background
-/// refresh, which outlives the call.
+/// What a `stale` function's argument must be: it is moved into the computation that
+/// a background refresh runs after the call returned.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be cloned into a background refresh: with `stale`, every argument must be `Clone + Send + 'static`",
-    label = "cloned into the refresh that runs after this call returns",
-    note = "take an owned, cheaply cloned type: `String` for `&str`, `Arc<T>` for a shared resource (`self: Arc<Self>` for a method)"
+    message = "`{Self}` cannot be moved into a background refresh: with `stale`, every argument must be `Send + 'static`",
+    label = "moved into the refresh, which runs after this call returns",
+    note = "take an owned type: `String` for `&str`, `Arc<T>` for a shared resource (`self: Arc<Self>` for a method)"
 )]
-pub trait StaleArg: Clone + Send + 'static {}
+pub trait StaleArg: Send + 'static {}
 
-impl<T: Clone + Send + 'static> StaleArg for T {}
+impl<T: Send + 'static> StaleArg for T {}
 
-/// Clones an argument into the background refresh of a `stale` function.
-pub fn stale_clone<T: StaleArg>(value: &T) -> T {
-    value.clone()
-}
+/// Asserts that an argument of a `stale` function can move into its refresh (the one
+/// readable error, spanned on the argument).
+pub fn stale_arg<T: StaleArg>(_: &T) {}
 
 /// Gives an `unless` closure its argument type (`|v| ..` needs no annotation).
 pub fn predicate<T, P: Fn(&T) -> bool>(pred: P) -> P {
@@ -257,37 +258,33 @@ pub fn borrow_store_if<T, P: Fn(&T) -> bool + Send + Sync>(pred: &Option<P>) -> 
 /// The real path of [`Probe`] for tags and `stale`: `T` is cacheable.
 pub trait ViaCacheFresh<T> {
     /// [`memoize_tagged`].
-    fn memoize_tagged<E, F, Fut, G>(
+    fn memoize_tagged<E, P, F, Fut>(
         &self,
         cache: Result<Cache, CacheError>,
         key: Result<String, ArgKeyError>,
         spec: &Spec,
         store_if: StoreIf<'_, T>,
-        tags: G,
-        f: F,
+        prepare: P,
     ) -> impl Future<Output = Result<T, E>>
     where
-        G: FnOnce() -> Vec<String>,
+        P: FnOnce() -> (Vec<String>, F),
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>;
 
     /// [`memoize_stale`].
-    #[allow(clippy::too_many_arguments)]
-    fn memoize_stale<E, M, F, Fut, P, G>(
+    fn memoize_stale<E, P, F, Fut, S>(
         &self,
         cache: Result<Cache, CacheError>,
         key: Result<String, ArgKeyError>,
         spec: &Spec,
-        store_if: Option<P>,
-        tags: G,
-        make: M,
+        store_if: Option<S>,
+        prepare: P,
     ) -> impl Future<Output = Result<T, E>>
     where
-        G: FnOnce() -> Vec<String>,
-        M: FnOnce() -> F,
+        P: FnOnce() -> (Vec<String>, F),
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
-        P: Fn(&T) -> bool + Send + Sync + 'static;
+        S: Fn(&T) -> bool + Send + Sync + 'static;
 
     /// [`refresh_fresh`].
     fn refresh_fresh<E, Fut>(
@@ -304,40 +301,37 @@ pub trait ViaCacheFresh<T> {
 }
 
 impl<T: Cacheable> ViaCacheFresh<T> for Probe<T> {
-    fn memoize_tagged<E, F, Fut, G>(
+    fn memoize_tagged<E, P, F, Fut>(
         &self,
         cache: Result<Cache, CacheError>,
         key: Result<String, ArgKeyError>,
         spec: &Spec,
         store_if: StoreIf<'_, T>,
-        tags: G,
-        f: F,
+        prepare: P,
     ) -> impl Future<Output = Result<T, E>>
     where
-        G: FnOnce() -> Vec<String>,
+        P: FnOnce() -> (Vec<String>, F),
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        memoize_tagged(cache, key, spec, store_if, tags, f)
+        memoize_tagged(cache, key, spec, store_if, prepare)
     }
 
-    fn memoize_stale<E, M, F, Fut, P, G>(
+    fn memoize_stale<E, P, F, Fut, S>(
         &self,
         cache: Result<Cache, CacheError>,
         key: Result<String, ArgKeyError>,
         spec: &Spec,
-        store_if: Option<P>,
-        tags: G,
-        make: M,
+        store_if: Option<S>,
+        prepare: P,
     ) -> impl Future<Output = Result<T, E>>
     where
-        G: FnOnce() -> Vec<String>,
-        M: FnOnce() -> F,
+        P: FnOnce() -> (Vec<String>, F),
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
-        P: Fn(&T) -> bool + Send + Sync + 'static,
+        S: Fn(&T) -> bool + Send + Sync + 'static,
     {
-        memoize_stale(cache, key, spec, store_if, tags, make)
+        memoize_stale(cache, key, spec, store_if, prepare)
     }
 
     fn refresh_fresh<E, Fut>(
@@ -359,45 +353,41 @@ impl<T: Cacheable> ViaCacheFresh<T> for Probe<T> {
 /// The stand-in path of [`Probe`] for tags and `stale` when `T` cannot be cached (never
 /// compiled into a working program: `assert_cacheable` rejects it). Runs the body.
 pub trait UncachedFresh<T> {
-    /// Runs `f`.
-    fn memoize_tagged<E, F, Fut, G>(
+    /// Runs the computation `prepare` returns.
+    fn memoize_tagged<E, P, F, Fut>(
         &self,
         cache: Result<Cache, CacheError>,
         key: Result<String, ArgKeyError>,
         spec: &Spec,
         store_if: StoreIf<'_, T>,
-        tags: G,
-        f: F,
+        prepare: P,
     ) -> impl Future<Output = Result<T, E>>
     where
-        G: FnOnce() -> Vec<String>,
+        P: FnOnce() -> (Vec<String>, F),
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let _ = (cache, key, spec, store_if, tags);
-        f()
+        let _ = (cache, key, spec, store_if);
+        prepare().1()
     }
 
-    /// Runs the computation `make` returns.
-    #[allow(clippy::too_many_arguments)]
-    fn memoize_stale<E, M, F, Fut, P, G>(
+    /// Runs the computation `prepare` returns.
+    fn memoize_stale<E, P, F, Fut, S>(
         &self,
         cache: Result<Cache, CacheError>,
         key: Result<String, ArgKeyError>,
         spec: &Spec,
-        store_if: Option<P>,
-        tags: G,
-        make: M,
+        store_if: Option<S>,
+        prepare: P,
     ) -> impl Future<Output = Result<T, E>>
     where
-        G: FnOnce() -> Vec<String>,
-        M: FnOnce() -> F,
+        P: FnOnce() -> (Vec<String>, F),
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
-        P: Fn(&T) -> bool + Send + Sync + 'static,
+        S: Fn(&T) -> bool + Send + Sync + 'static,
     {
-        let _ = (cache, key, spec, store_if, tags);
-        make()()
+        let _ = (cache, key, spec, store_if);
+        prepare().1()
     }
 
     /// Runs `fut`.

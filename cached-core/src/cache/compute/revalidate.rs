@@ -37,7 +37,6 @@ pub(crate) struct Refresh {
     pub(crate) stale: Option<Duration>,
     pub(crate) lock: bool,
     pub(crate) lock_ttl: Duration,
-    pub(crate) tags: Vec<String>,
 }
 
 impl Refresh {
@@ -49,7 +48,6 @@ impl Refresh {
             stale: opts.stale,
             lock: opts.lock,
             lock_ttl: opts.lock_ttl,
-            tags: opts.tags.clone(),
         }
     }
 }
@@ -94,7 +92,8 @@ impl Cache {
         match self.lookup::<T>(&skey, &opts.tags, true).await {
             Lookup::Fresh(v) => Ok(v),
             Lookup::Stale(v) => {
-                self.revalidate(Refresh::of(&skey, opts), opts.store_if, || f);
+                let tags = opts.tags.clone();
+                self.revalidate(Refresh::of(&skey, opts), opts.store_if, || (tags, f));
                 Ok(v)
             }
             Lookup::Miss => self.compute_missed(&skey, opts, f).await,
@@ -140,16 +139,16 @@ impl Cache {
 
     /// Starts the background refresh of `refresh.skey`, unless one (or a miss's
     /// computation) already runs in this process or there is no runtime to run it on.
-    /// `make` gives the computation, and is called only when the refresh starts (a
-    /// `#[cache_fn]` clones its arguments there).
+    /// `prepare` gives the entry's tags and the computation; it is called only when the
+    /// refresh starts.
     pub(crate) fn revalidate<T, E, M, F, Fut, P>(
         &self,
         refresh: Refresh,
         store_if: Option<P>,
-        make: M,
+        prepare: M,
     ) where
         T: Cacheable,
-        M: FnOnce() -> F,
+        M: FnOnce() -> (Vec<String>, F),
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         P: Fn(&T) -> bool + Send + Sync + 'static,
@@ -166,10 +165,10 @@ impl Cache {
             return;
         };
         let cache = self.clone();
-        let f = make();
+        let (tags, f) = prepare();
         rt.spawn(async move {
             cache
-                .refresh_in_background(leader, refresh, store_if, f)
+                .refresh_in_background(leader, refresh, tags, store_if, f)
                 .await
         });
     }
@@ -178,6 +177,7 @@ impl Cache {
         self,
         leader: Leader<T>,
         refresh: Refresh,
+        tags: Vec<String>,
         store_if: Option<P>,
         f: F,
     ) where
@@ -204,16 +204,16 @@ impl Cache {
             None
         };
         // A refresh that finished since our stale read leaves nothing to do.
-        if let Lookup::Fresh(v) = self.lookup::<T>(skey, &refresh.tags, false).await {
+        if let Lookup::Fresh(v) = self.lookup::<T>(skey, &tags, false).await {
             leader.finish(Some(v));
             if let Some(held) = held {
                 held.release().await;
             }
             return;
         }
-        let stamps = match refresh.tags.is_empty() {
+        let stamps = match tags.is_empty() {
             true => None,
-            false => match self.stamp_tags(refresh.tags).await {
+            false => match self.stamp_tags(tags).await {
                 Ok(stamps) => Some(stamps),
                 // Recorded; computing a value that cannot be stored would be wasted.
                 Err(_) => return,
