@@ -73,7 +73,7 @@ where
     let (mut ta, mut tb) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
     rt.block_on(async {
         for round in 0..ROUNDS {
-            let mut time = async |which: bool| {
+            let time = async |which: bool| {
                 let start = Instant::now();
                 for _ in 0..PER_ROUND {
                     if which {
