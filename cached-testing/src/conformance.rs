@@ -74,7 +74,8 @@ macro_rules! backend_conformance {
             cache_tags_gone_or_recreated_never_revalidate_an_entry,
             cache_tags_span_versions_and_get_many,
             cache_stale_values_are_served_while_one_refresh_runs,
-            cache_failed_refresh_serves_stale_until_the_window_ends
+            cache_failed_refresh_serves_stale_until_the_window_ends,
+            cache_tagged_stale_entries_read_entry_and_versions_together
         );
     };
     (@each $profile:expr, $make:expr; $($case:ident),*) => {$(
@@ -1128,4 +1129,41 @@ pub async fn cache_failed_refresh_serves_stale_until_the_window_ends(
         .compute_stale("k", &opts, || async { Ok::<_, String>(3u32) })
         .await;
     assert_eq!(after, Ok(3));
+}
+
+#[doc(hidden)]
+pub async fn cache_tagged_stale_entries_read_entry_and_versions_together(
+    b: Arc<dyn Backend>,
+    p: Profile,
+) {
+    // `compute_stale` with tags reads the entry and its tags' versions in one
+    // `get_many` on remote backends (keys in different slots on a cluster).
+    let cache = cache_over(&b, "stale_tags");
+    let opts = ComputeOptions::new(Some(HOUR))
+        .stale(HOUR)
+        .tags(["product:1", "category:lamps"]);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let call = || {
+        let runs = Arc::clone(&runs);
+        cache.compute_stale("lamps", &opts, move || async move {
+            Ok::<_, CacheError>(runs.fetch_add(1, Ordering::SeqCst) + 1)
+        })
+    };
+    assert_eq!(call().await.expect("computed"), 1);
+    let expected_hit = if p == Profile::Storing { 1 } else { 2 };
+    assert_eq!(call().await.expect("read"), expected_hit);
+    cache
+        .invalidate_tags(&["category:lamps"])
+        .await
+        .expect("invalidate");
+    let after = call().await.expect("read");
+    assert_eq!(
+        after,
+        expected_hit + 1,
+        "a moved tag is a miss, not a stale hit"
+    );
+    if p == Profile::Storing {
+        assert_eq!(call().await.expect("read"), after);
+        assert_eq!(cache.stats().stale_hits, 0);
+    }
 }
