@@ -36,6 +36,13 @@ pub const LAYOUT_VERSION: u8 = 2;
 /// The header's length in bytes.
 pub const HEADER_LEN: usize = 12;
 /// The bit set in the layout byte of an envelope (an entry stored with freshness data).
+///
+/// ```
+/// use cached_core::codec::{ENVELOPE, LAYOUT_VERSION};
+/// // A plain value's layout byte never has it: a build that predates envelopes reads
+/// // an envelope as another layout (a counted miss), never as garbage.
+/// assert_eq!(LAYOUT_VERSION & ENVELOPE, 0);
+/// ```
 pub const ENVELOPE: u8 = 0x80;
 
 /// Whether `bytes` start with the header of an envelope (any codec, any type).

@@ -18,6 +18,12 @@
 //! should keep their clocks in sync (a skew shifts the window by as much).
 //!
 //! **Tags.** See [`tags`](super::tags): a read whose tags' versions moved is a miss.
+//!
+//! The rest of the API sees an envelope as an entry: `has_key` answers whether it is
+//! stored (stale or invalidated ones included, until the backend drops them), `delete`
+//! and `clear` remove it, `touch` gives it a new backend expiry but keeps its fresh
+//! window, `incr_version` moves it whole. An in-process envelope of an integer is not a
+//! counter (`incr` on it is [`NotACounter`](crate::CacheError::NotACounter)).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
