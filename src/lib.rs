@@ -138,6 +138,10 @@ pub mod __private {
         assert_cacheable, block_on, evict, infallible, invalidate, is_some, memoize, ready,
         ready_ok, refresh, stored_key, succeeded, ttl, Probe, Spec, Uncached, ViaCache,
     };
+    // `#[cache_fn(tags = .., stale = ..)]`.
+    pub use cached_core::__private::memoize::{
+        borrow_store_if, no_store_if, predicate, stale_arg, UncachedFresh, ViaCacheFresh,
+    };
     pub use cached_core::__private::{ArgKey, CacheSlot, KeyArg};
     pub use cached_core::CacheError;
 

@@ -4,6 +4,8 @@
 //! [`builder`](CacheBuilder) builds it, `read` and `write` are the low-level API,
 //! `value` maps Rust values to what backends store, and `compute` is memoization
 //! (single flight, owned cross-process locks, and the runtime of the memoizing macros).
+//! `fresh` and `tags` are the freshness of an entry: a stale window and tags, recorded
+//! in an envelope around the value that plain entries never pay for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,9 @@ use crate::CacheError;
 
 mod builder;
 pub(crate) mod compute;
+mod fresh;
 mod read;
+mod tags;
 mod value;
 mod write;
 

@@ -16,6 +16,12 @@
 //! the bytes it is encoded in), so a forged length is an error, not an attempt to
 //! allocate exabytes; postcard and JSON never allocate more than their input holds.
 //! Property tests feed arbitrary bytes to every codec.
+//!
+//! An entry stored with freshness data (a stale window, tags: `cache/fresh.rs`) is an
+//! *envelope* around the value: its layout byte has the [`ENVELOPE`] bit set (so a
+//! reader tells it from a plain value by one byte, and a build that does not know
+//! envelopes reads it as another layout: a counted miss) and its fingerprint is that
+//! of the envelope type, which names the value's type.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,6 +35,20 @@ pub const MAGIC: [u8; 2] = [0xCA, 0x4B];
 pub const LAYOUT_VERSION: u8 = 2;
 /// The header's length in bytes.
 pub const HEADER_LEN: usize = 12;
+/// The bit set in the layout byte of an envelope (an entry stored with freshness data).
+///
+/// ```
+/// use cached_core::codec::{ENVELOPE, LAYOUT_VERSION};
+/// // A plain value's layout byte never has it: a build that predates envelopes reads
+/// // an envelope as another layout (a counted miss), never as garbage.
+/// assert_eq!(LAYOUT_VERSION & ENVELOPE, 0);
+/// ```
+pub const ENVELOPE: u8 = 0x80;
+
+/// Whether `bytes` start with the header of an envelope (any codec, any type).
+pub(crate) fn is_envelope(bytes: &[u8]) -> bool {
+    bytes.get(..2) == Some(&MAGIC[..]) && bytes.get(2) == Some(&(LAYOUT_VERSION | ENVELOPE))
+}
 
 /// A stable fingerprint of the Rust type `T`: the 64-bit FNV-1a hash of
 /// [`std::any::type_name`]. The same in every process of one build (the type name may
@@ -165,12 +185,24 @@ impl Codec {
         key: &str,
         value: &T,
     ) -> Result<Vec<u8>, CacheError> {
+        self.encode_as(key, value, LAYOUT_VERSION, fingerprint::<T>())
+    }
+
+    /// [`encode`](Self::encode) with the layout byte and fingerprint given: an envelope
+    /// serializes a borrowing twin of the type it is decoded as.
+    pub(crate) fn encode_as<T: Serialize + ?Sized>(
+        self,
+        key: &str,
+        value: &T,
+        layout: u8,
+        print: u64,
+    ) -> Result<Vec<u8>, CacheError> {
         self.check_enabled()?;
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&MAGIC);
-        out.push(LAYOUT_VERSION);
+        out.push(layout);
         out.push(self.id());
-        out.extend_from_slice(&fingerprint::<T>().to_le_bytes());
+        out.extend_from_slice(&print.to_le_bytes());
         let err = |message: String| CacheError::Encode {
             key: key.to_owned(),
             codec: self.name(),
@@ -199,7 +231,16 @@ impl Codec {
     /// Decodes a value written by [`Codec::encode`] with this codec for type `T`.
     /// Never panics and never allocates beyond a bound tied to `bytes.len()`.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, DecodeError> {
-        let payload = self.payload::<T>(bytes)?;
+        self.decode_as(bytes, LAYOUT_VERSION)
+    }
+
+    /// [`decode`](Self::decode) of a value stored with the layout byte `layout`.
+    pub(crate) fn decode_as<T: DeserializeOwned>(
+        self,
+        bytes: &[u8],
+        layout: u8,
+    ) -> Result<T, DecodeError> {
+        let payload = self.payload::<T>(bytes, layout)?;
         let fail = |m: String| DecodeError::Payload(m);
         match self {
             #[cfg(feature = "bincode")]
@@ -231,8 +272,8 @@ impl Codec {
 }
 
 impl Codec {
-    /// The payload after a header that matches this codec and `T`.
-    fn payload<T>(self, bytes: &[u8]) -> Result<&[u8], DecodeError> {
+    /// The payload after a header that matches `expected_layout`, this codec and `T`.
+    fn payload<T>(self, bytes: &[u8], expected_layout: u8) -> Result<&[u8], DecodeError> {
         let (Some(magic), Some(&layout), Some(&codec), Some(print)) = (
             bytes.get(..2),
             bytes.get(2),
@@ -244,7 +285,7 @@ impl Codec {
         if magic != MAGIC {
             return Err(DecodeError::NoHeader);
         }
-        if layout != LAYOUT_VERSION {
+        if layout != expected_layout {
             return Err(DecodeError::Layout(layout));
         }
         if codec != self.id() {

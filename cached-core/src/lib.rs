@@ -11,7 +11,7 @@
 //! | item | what |
 //! |---|---|
 //! | [`cache()`], [`caches()`], [`Caches`] | the `"default"` cache and the registry of named caches (`CACHE_URL`, `CACHE_URL_<ALIAS>`) |
-//! | [`Cache`], [`CacheBuilder`], [`Cacheable`], [`ComputeOptions`], [`CacheStats`] | the handle: Django's low-level API, memoization, counters |
+//! | [`Cache`], [`CacheBuilder`], [`Cacheable`], [`ComputeOptions`], [`CacheStats`] | the handle: Django's low-level API, memoization, tags (`invalidate_tags`, `set_tagged`) and stale-while-revalidate (`compute_stale`), counters |
 //! | [`DEFAULT_TTL`], [`NO_EXPIRY`], [`LOCK_TTL`] | the ttls with a meaning |
 //! | [`Backend`], [`Value`], [`Ttl`], [`backend::memory`], [`backend::dummy`] | storages: the trait and the in-process ones |
 //! | [`register_scheme`], [`Scheme`], [`CacheUrl`], [`BackendFactory`], [`ThrottleStoreFactory`] | URLs and backends of your own |

@@ -15,8 +15,13 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Reads that found a value.
+    /// Reads that found a value (stale values served while they are refreshed
+    /// included: see `stale_hits`).
     pub hits: u64,
+    /// Of the `hits`, those that served a value past its ttl, within its stale window,
+    /// while one refresh ran in the background (`stale = ..`). A plain `get` never
+    /// serves a stale value: it counts a miss.
+    pub stale_hits: u64,
     /// Reads that found nothing (including decode errors).
     pub misses: u64,
     /// Values stored.
@@ -48,6 +53,7 @@ impl CacheStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub hits: AtomicU64,
+    pub stale_hits: AtomicU64,
     pub misses: AtomicU64,
     pub sets: AtomicU64,
     pub deletes: AtomicU64,
@@ -71,6 +77,7 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CacheStats {
             hits: get(&self.hits),
+            stale_hits: get(&self.stale_hits),
             misses: get(&self.misses),
             sets: get(&self.sets),
             deletes: get(&self.deletes),

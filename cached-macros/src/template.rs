@@ -22,6 +22,16 @@ pub struct Template {
 impl Template {
     /// Parses `lit`, checking every placeholder against the arguments of `fn_name`.
     pub fn parse(lit: &LitStr, info: &FnInfo, fn_name: &str) -> syn::Result<Template> {
+        Self::parse_as(lit, info, fn_name, "key")
+    }
+
+    /// [`parse`](Self::parse) of a template that is a `what` (`key`, `tag`), for messages.
+    pub fn parse_as(
+        lit: &LitStr,
+        info: &FnInfo,
+        fn_name: &str,
+        what: &str,
+    ) -> syn::Result<Template> {
         let text = lit.value();
         let err = |msg: String| syn::Error::new_spanned(lit, msg);
         let mut format = String::with_capacity(text.len());
@@ -39,7 +49,7 @@ impl Template {
                 }
                 '}' => {
                     return Err(err(format!(
-                        "unmatched `}}` at byte {i} of the key template; write `}}}}` for a literal brace"
+                        "unmatched `}}` at byte {i} of the {what} template; write `}}}}` for a literal brace"
                     )))
                 }
                 '{' => {
@@ -54,14 +64,14 @@ impl Template {
                     }
                     if !closed {
                         return Err(err(format!(
-                            "unclosed `{{` at byte {i} of the key template; write `{{{{` for a literal brace"
+                            "unclosed `{{` at byte {i} of the {what} template; write `{{{{` for a literal brace"
                         )));
                     }
                     let (path, spec) = match inner.split_once(':') {
                         Some((p, s)) => (p.trim(), Some(s)),
                         None => (inner.trim(), None),
                     };
-                    let expr = placeholder(path, info, fn_name).map_err(err)?;
+                    let expr = placeholder(path, info, fn_name, what).map_err(err)?;
                     args.push(expr);
                     format.push('{');
                     if let Some(spec) = spec {
@@ -100,10 +110,10 @@ impl Template {
 }
 
 /// The expression for a placeholder's path (`user.id`), after checking its root.
-fn placeholder(path: &str, info: &FnInfo, fn_name: &str) -> Result<Expr, String> {
+fn placeholder(path: &str, info: &FnInfo, fn_name: &str, what: &str) -> Result<Expr, String> {
     if path.is_empty() {
         return Err(format!(
-            "an empty `{{}}` in the key template: name an argument of `{fn_name}`, e.g. `{{{}}}`; {}",
+            "an empty `{{}}` in the {what} template: name an argument of `{fn_name}`, e.g. `{{{}}}`; {}",
             info.params.first().map_or("id".to_owned(), |p| p.ident.to_string()),
             info.names()
         ));
@@ -113,7 +123,7 @@ fn placeholder(path: &str, info: &FnInfo, fn_name: &str) -> Result<Expr, String>
     let valid_root = root == "self" || syn::parse_str::<syn::Ident>(root).is_ok();
     if !valid_root || !info.has(root) {
         return Err(format!(
-            "`{{{path}}}` in the key template does not name an argument of `{fn_name}`: {}",
+            "`{{{path}}}` in the {what} template does not name an argument of `{fn_name}`: {}",
             info.names()
         ));
     }
@@ -121,10 +131,10 @@ fn placeholder(path: &str, info: &FnInfo, fn_name: &str) -> Result<Expr, String>
         let ok = syn::parse_str::<syn::Ident>(seg).is_ok() || seg.parse::<u32>().is_ok();
         if !ok {
             return Err(format!(
-                "`{{{path}}}` in the key template: `{seg}` is not a field name; placeholders are `{{arg}}` or `{{arg.field}}`"
+                "`{{{path}}}` in the {what} template: `{seg}` is not a field name; placeholders are `{{arg}}` or `{{arg.field}}`"
             ));
         }
     }
     syn::parse_str::<Expr>(path)
-        .map_err(|e| format!("`{{{path}}}` in the key template is not a field path: {e}"))
+        .map_err(|e| format!("`{{{path}}}` in the {what} template is not a field path: {e}"))
 }

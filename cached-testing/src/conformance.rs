@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use cached_core::backend::{Backend, Value};
-use cached_core::{Cache, CacheError};
+use cached_core::{Cache, CacheError, ComputeOptions};
 
 /// Which contract a backend promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,14 @@ macro_rules! backend_conformance {
             cache_zero_ttl_deletes,
             cache_integers_are_counters,
             cache_many_operations,
-            cache_clear_is_scoped
+            cache_clear_is_scoped,
+            cache_tags_invalidate_tagged_entries,
+            cache_tags_moved_during_a_computation_make_it_a_miss,
+            cache_tags_gone_or_recreated_never_revalidate_an_entry,
+            cache_tags_span_versions_and_get_many,
+            cache_stale_values_are_served_while_one_refresh_runs,
+            cache_failed_refresh_serves_stale_until_the_window_ends,
+            cache_tagged_stale_entries_read_entry_and_versions_together
         );
     };
     (@each $profile:expr, $make:expr; $($case:ident),*) => {$(
@@ -806,4 +813,357 @@ pub async fn cache_clear_is_scoped(b: Arc<dyn Backend>, p: Profile) {
         other.get::<u8>("k").await.expect("get"),
         (p == Profile::Storing).then_some(3)
     );
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[doc(hidden)]
+pub async fn cache_tags_invalidate_tagged_entries(b: Arc<dyn Backend>, p: Profile) {
+    let cache = cache_over(&b, "tags");
+    cache
+        .set_tagged("page:1", &lamp(), HOUR, &["product:42", "products"])
+        .await
+        .expect("set_tagged");
+    cache
+        .set_tagged(
+            "page:2",
+            &"chair".to_string(),
+            HOUR,
+            &["product:7", "products"],
+        )
+        .await
+        .expect("set_tagged");
+    cache
+        .set("untagged", &"desk".to_string(), HOUR)
+        .await
+        .expect("set");
+    let page1 = || async { cache.get::<Product>("page:1").await.expect("get") };
+    let page2 = || async { cache.get::<String>("page:2").await.expect("get") };
+    if p == Profile::Dummy {
+        assert_eq!(page1().await, None);
+        cache
+            .invalidate_tags(&["products"])
+            .await
+            .expect("invalidate");
+        return;
+    }
+    assert_eq!(page1().await, Some(lamp()));
+    assert_eq!(page2().await.as_deref(), Some("chair"));
+
+    cache
+        .invalidate_tags(&["product:42"])
+        .await
+        .expect("invalidate");
+    assert_eq!(page1().await, None, "its tag moved");
+    assert_eq!(page2().await.as_deref(), Some("chair"), "its tags did not");
+
+    cache
+        .invalidate_tags(&["products"])
+        .await
+        .expect("invalidate");
+    assert_eq!(page2().await, None);
+    assert_eq!(
+        cache
+            .get::<String>("untagged")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("desk"),
+        "an untagged entry is untouched"
+    );
+
+    // Stored again after the invalidation: valid under the new version, and an
+    // unrelated invalidation leaves it.
+    cache
+        .set_tagged("page:1", &lamp(), HOUR, &["product:42"])
+        .await
+        .expect("set_tagged");
+    cache
+        .invalidate_tags(&["product:999"])
+        .await
+        .expect("invalidate");
+    assert_eq!(page1().await, Some(lamp()));
+    let stats = cache.stats();
+    assert_eq!((stats.misses, stats.decode_errors), (2, 0), "{stats:?}");
+}
+
+#[doc(hidden)]
+pub async fn cache_tags_moved_during_a_computation_make_it_a_miss(b: Arc<dyn Backend>, p: Profile) {
+    let cache = cache_over(&b, "tags_race");
+    let opts = ComputeOptions::new(Some(HOUR)).tags(["product:42"]);
+    // The product changes while its name is being computed: the value may predate the
+    // change, so the stored entry must not be served.
+    let c = cache.clone();
+    let old = cache
+        .compute("name:42", &opts, || async move {
+            c.invalidate_tags(&["product:42"])
+                .await
+                .expect("invalidate");
+            Ok::<_, CacheError>("old name".to_string())
+        })
+        .await
+        .expect("computed");
+    assert_eq!(old, "old name");
+    assert_eq!(cache.get::<String>("name:42").await.expect("get"), None);
+
+    let new = cache
+        .compute("name:42", &opts, || async {
+            Ok::<_, CacheError>("new name".to_string())
+        })
+        .await
+        .expect("computed");
+    assert_eq!(new, "new name");
+    assert_eq!(
+        cache.get::<String>("name:42").await.expect("get"),
+        (p == Profile::Storing).then(|| "new name".to_string())
+    );
+}
+
+#[doc(hidden)]
+pub async fn cache_tags_gone_or_recreated_never_revalidate_an_entry(
+    b: Arc<dyn Backend>,
+    p: Profile,
+) {
+    if p == Profile::Dummy {
+        return;
+    }
+    let cache = cache_over(&b, "tags_aba");
+    cache
+        .set_tagged("a", &"A".to_string(), HOUR, &["t"])
+        .await
+        .expect("set_tagged");
+    let tag_key = cache.tag_key("t");
+    let recorded = as_bytes(b.get(&tag_key).await.expect("get"));
+    assert!(
+        recorded.is_some(),
+        "the tag's version is stored under {tag_key}"
+    );
+
+    // The tag key is evicted. In process, entries recheck their tags after any
+    // invalidation (the generation); remote ones on every read.
+    assert!(b.delete(&tag_key).await.expect("delete"));
+    cache
+        .invalidate_tags(&["unrelated"])
+        .await
+        .expect("invalidate");
+    assert_eq!(
+        cache.get::<String>("a").await.expect("get"),
+        None,
+        "tag key gone"
+    );
+
+    // Recreated by the next tagged store, with a version no entry ever recorded.
+    cache
+        .set_tagged("b", &"B".to_string(), HOUR, &["t"])
+        .await
+        .expect("set_tagged");
+    let recreated = as_bytes(b.get(&tag_key).await.expect("get"));
+    assert!(recreated.is_some());
+    assert_ne!(recreated, recorded, "versions are unique, not counters");
+    assert_eq!(cache.get::<String>("a").await.expect("get"), None, "no ABA");
+    assert_eq!(
+        cache.get::<String>("b").await.expect("get").as_deref(),
+        Some("B")
+    );
+}
+
+#[doc(hidden)]
+pub async fn cache_tags_span_versions_and_get_many(b: Arc<dyn Backend>, p: Profile) {
+    let cache = cache_over(&b, "tags_many");
+    let v2 = cache.with_version(2);
+    for (c, n) in [(&cache, 1u64), (&v2, 2u64)] {
+        c.set_tagged("count", &n, HOUR, &["product:1"])
+            .await
+            .expect("set_tagged");
+    }
+    cache
+        .set_tagged("other", &9u64, HOUR, &["product:2"])
+        .await
+        .expect("set_tagged");
+    cache.set("plain", &7u64, HOUR).await.expect("set");
+    let many = || cache.get_many::<u64, _>(["count", "other", "plain", "absent"]);
+    if p == Profile::Dummy {
+        assert!(many().await.expect("get_many").is_empty());
+        return;
+    }
+    let found = many().await.expect("get_many");
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!((found["count"], found["other"], found["plain"]), (1, 9, 7));
+    assert_eq!(v2.get::<u64>("count").await.expect("get"), Some(2));
+
+    // Tags are not versioned: one invalidation reaches every version.
+    cache
+        .invalidate_tags(&["product:1"])
+        .await
+        .expect("invalidate");
+    assert_eq!(v2.get::<u64>("count").await.expect("get"), None);
+    let found = many().await.expect("get_many");
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(!found.contains_key("count"));
+}
+
+/// Polls until `cache.get(key)` is `want` (a refresh finishing in the background).
+async fn eventually<T>(cache: &Cache, key: &str, want: T)
+where
+    T: cached_core::Cacheable + PartialEq + std::fmt::Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = cache.get::<T>(key).await.expect("get");
+        if got.as_ref() == Some(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {got:?}, waiting for {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[doc(hidden)]
+pub async fn cache_stale_values_are_served_while_one_refresh_runs(b: Arc<dyn Backend>, p: Profile) {
+    let cache = cache_over(&b, "stale");
+    let opts = ComputeOptions::new(Some(Duration::from_millis(300))).stale(Duration::from_secs(60));
+    let first = cache
+        .compute_stale("report", &opts, || async { Ok::<_, CacheError>(1u32) })
+        .await;
+    assert_eq!(first.expect("computed"), 1);
+    if p == Profile::Dummy {
+        let again = cache
+            .compute_stale("report", &opts, || async { Ok::<_, CacheError>(2u32) })
+            .await;
+        assert_eq!(again.expect("computed in line"), 2);
+        return;
+    }
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    // Past its ttl: a plain read cannot refresh it, so it does not serve it.
+    assert_eq!(cache.get::<u32>("report").await.expect("get"), None);
+
+    // A stale read returns the stored value while its refresh is held.
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let s = Arc::clone(&started);
+    let served = cache
+        .compute_stale("report", &opts, move || async move {
+            s.notify_one();
+            let _ = held.await;
+            Ok::<_, CacheError>(2u32)
+        })
+        .await;
+    assert_eq!(served.expect("stale value"), 1);
+    started.notified().await;
+    assert_eq!(cache.stats().stale_hits, 1);
+
+    // While it runs, other stale readers get the stale value and start nothing.
+    let others = Arc::new(AtomicUsize::new(0));
+    for _ in 0..5 {
+        let o = Arc::clone(&others);
+        let served = cache
+            .compute_stale("report", &opts, move || async move {
+                o.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, CacheError>(3u32)
+            })
+            .await;
+        assert_eq!(served.expect("stale value"), 1);
+    }
+    assert_eq!(cache.stats().stale_hits, 6);
+    let _ = release.send(());
+    eventually(&cache, "report", 2u32).await;
+    let fresh = cache
+        .compute_stale("report", &opts, || async { Ok::<_, CacheError>(4u32) })
+        .await;
+    assert_eq!(fresh.expect("fresh"), 2);
+    assert_eq!(others.load(Ordering::SeqCst), 0, "one refresh ran");
+    assert_eq!(cache.stats().stale_hits, 6);
+}
+
+#[doc(hidden)]
+pub async fn cache_failed_refresh_serves_stale_until_the_window_ends(
+    b: Arc<dyn Backend>,
+    p: Profile,
+) {
+    if p == Profile::Dummy {
+        return;
+    }
+    let cache = cache_over(&b, "stale_failing");
+    let (ttl, stale) = (Duration::from_millis(200), Duration::from_millis(1500));
+    let opts = ComputeOptions::new(Some(ttl)).stale(stale);
+    let stored_at = Instant::now();
+    let first = cache
+        .compute_stale("k", &opts, || async { Ok::<_, String>(1u32) })
+        .await;
+    assert_eq!(first, Ok(1));
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+
+    let attempts = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let a = Arc::clone(&attempts);
+        let before = a.load(Ordering::SeqCst);
+        let served = cache
+            .compute_stale("k", &opts, move || async move {
+                a.fetch_add(1, Ordering::SeqCst);
+                Err::<u32, String>("database down".into())
+            })
+            .await;
+        assert_eq!(served, Ok(1), "the stale value, although refreshes fail");
+        // Let the refresh run and fail before the next read.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while attempts.load(Ordering::SeqCst) == before {
+            assert!(Instant::now() < deadline, "no refresh was attempted");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        stored_at.elapsed() < ttl + stale,
+        "the test ran too slowly to mean anything"
+    );
+
+    // Once the window is over, the value is gone: a miss, computed in line.
+    tokio::time::sleep(
+        (ttl + stale + Duration::from_millis(200)).saturating_sub(stored_at.elapsed()),
+    )
+    .await;
+    let after = cache
+        .compute_stale("k", &opts, || async { Ok::<_, String>(3u32) })
+        .await;
+    assert_eq!(after, Ok(3));
+}
+
+#[doc(hidden)]
+pub async fn cache_tagged_stale_entries_read_entry_and_versions_together(
+    b: Arc<dyn Backend>,
+    p: Profile,
+) {
+    // `compute_stale` with tags reads the entry and its tags' versions in one
+    // `get_many` on remote backends (keys in different slots on a cluster).
+    let cache = cache_over(&b, "stale_tags");
+    let opts = ComputeOptions::new(Some(HOUR))
+        .stale(HOUR)
+        .tags(["product:1", "category:lamps"]);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let call = || {
+        let runs = Arc::clone(&runs);
+        cache.compute_stale("lamps", &opts, move || async move {
+            Ok::<_, CacheError>(runs.fetch_add(1, Ordering::SeqCst) + 1)
+        })
+    };
+    assert_eq!(call().await.expect("computed"), 1);
+    let expected_hit = if p == Profile::Storing { 1 } else { 2 };
+    assert_eq!(call().await.expect("read"), expected_hit);
+    cache
+        .invalidate_tags(&["category:lamps"])
+        .await
+        .expect("invalidate");
+    let after = call().await.expect("read");
+    assert_eq!(
+        after,
+        expected_hit + 1,
+        "a moved tag is a miss, not a stale hit"
+    );
+    if p == Profile::Storing {
+        assert_eq!(call().await.expect("read"), after);
+        assert_eq!(cache.stats().stale_hits, 0);
+    }
 }

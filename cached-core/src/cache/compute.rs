@@ -19,6 +19,8 @@ use crate::stats::bump;
 pub(crate) mod flight;
 pub(crate) mod lock;
 pub mod memoize;
+mod memoize_fresh;
+mod revalidate;
 
 use flight::{follow, Joined, Outcome};
 use lock::{try_lock, HeldLock, LOCK_POLL};
@@ -38,10 +40,12 @@ pub const LOCK_TTL: Duration = Duration::from_secs(10);
 /// # let _ = opts;
 /// ```
 pub struct ComputeOptions<'a, T> {
-    ttl: Option<Duration>,
-    lock: bool,
-    lock_ttl: Duration,
-    store_if: Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) lock: bool,
+    pub(crate) lock_ttl: Duration,
+    pub(crate) store_if: Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>,
+    pub(crate) stale: Option<Duration>,
+    pub(crate) tags: Vec<String>,
 }
 
 impl<'a, T> ComputeOptions<'a, T> {
@@ -52,7 +56,50 @@ impl<'a, T> ComputeOptions<'a, T> {
             lock: false,
             lock_ttl: LOCK_TTL,
             store_if: None,
+            stale: None,
+            tags: Vec::new(),
         }
+    }
+
+    /// Keep a computed value `stale` longer than its ttl, to be served while it is
+    /// refreshed (stale-while-revalidate). It takes effect through
+    /// [`Cache::compute_stale`], whose computation can run in the background; the other
+    /// entry points store the window but, unable to start a refresh, compute a stale
+    /// entry again in line, as a miss.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cached_core::ComputeOptions;
+    /// let opts = ComputeOptions::<u64>::new(Some(Duration::from_secs(60)))
+    ///     .stale(Duration::from_secs(600));
+    /// # let _ = opts;
+    /// ```
+    pub fn stale(mut self, stale: Duration) -> Self {
+        self.stale = Some(stale).filter(|s| !s.is_zero());
+        self
+    }
+
+    /// Tag the stored value: [`Cache::invalidate_tags`] with any of `tags` makes it a
+    /// miss, in every process. The tags' versions are read before the computation
+    /// runs, so an invalidation that lands while it runs is not lost.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use cached_core::ComputeOptions;
+    /// let cache = cached_core::cache();
+    /// let opts = ComputeOptions::new(Some(Duration::from_secs(60))).tags(["product:42"]);
+    /// let name = cache.compute("name:42", &opts, || async { Ok::<_, Infallible>("lamp".to_string()) }).await;
+    /// assert_eq!(name.as_deref(), Ok("lamp"));
+    /// cache.invalidate_tags(&["product:42"]).await?;
+    /// assert_eq!(cache.get::<String>("name:42").await?, None);
+    /// # Ok::<(), cached_core::CacheError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Also coalesce across processes sharing a remote backend, with an owned lock
@@ -255,12 +302,31 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        // Freshness hook (`fresh.rs`, `tags.rs`): tags' versions are read before the
+        // body runs, and the value is stored in an envelope.
+        let stamps = match opts.tags.is_empty() {
+            true => None,
+            false => Some(self.stamp_tags(opts.tags.clone()).await),
+        };
         let computed = f().await;
         if let Ok(value) = &computed {
             if opts.store_if.is_none_or(|pred| pred(value)) {
                 let ttl = opts.ttl.unwrap_or(self.inner.default_ttl);
                 // A failed store is recorded and survived: the value is returned.
-                let _ = self.store(skey, value, ttl).await;
+                let _ = match stamps {
+                    None if opts.stale.is_none() => self.store(skey, value, ttl).await,
+                    None => {
+                        self.store_envelope(skey, value, ttl, opts.stale, None)
+                            .await
+                    }
+                    Some(Ok(stamps)) => {
+                        self.store_envelope(skey, value, ttl, opts.stale, Some(stamps))
+                            .await
+                    }
+                    // The tags could not be read: an entry that could not be
+                    // invalidated is not stored.
+                    Some(Err(_)) => Ok(()),
+                };
             }
         }
         computed

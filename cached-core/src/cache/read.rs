@@ -55,7 +55,14 @@ impl Cache {
         };
         let mut out = HashMap::with_capacity(keys.len());
         for ((key, skey), value) in keys.into_iter().zip(&skeys).zip(values) {
-            if let Some(v) = self.decode_counted(skey, value) {
+            // Freshness hook: envelopes may need their tags' versions (`fresh.rs`).
+            let found = match &value {
+                Some(v) if self.is_envelope::<T>(v) => {
+                    self.read_envelope(skey, v, true).await.flatten()
+                }
+                _ => self.decode_counted(skey, value),
+            };
+            if let Some(v) = found {
                 out.insert(key, v);
             }
         }
@@ -71,6 +78,12 @@ impl Cache {
             return read;
         }
         let read = self.inner.backend.get(skey).await;
+        // Freshness hook: an envelope may need its tags' versions (`fresh.rs`).
+        if let Ok(Some(value)) = &read {
+            if self.is_envelope::<T>(value) {
+                return Ok(self.read_envelope(skey, value, count).await.flatten());
+            }
+        }
         self.decoded(skey, count, read)
     }
 
@@ -93,7 +106,11 @@ impl Cache {
     ) -> Result<Option<T>, CacheError> {
         match read {
             Ok(value) if count => Ok(self.decode_counted(skey, value)),
-            Ok(value) => Ok(value.and_then(|v| self.decode_value(v).ok())),
+            Ok(value) => Ok(value.and_then(|v| match self.decode_value(&v) {
+                Ok(v) => Some(v),
+                // Freshness hook: an envelope (`fresh.rs`).
+                Err(_) => self.read_envelope_now(skey, &v, false).flatten(),
+            })),
             Err(e) => Err(self.record_error("get", skey, e)),
         }
     }
@@ -109,13 +126,17 @@ impl Cache {
             tracing::trace!(cache = %self.inner.alias, key = skey, "cache miss");
             return None;
         };
-        match self.decode_value(value) {
+        match self.decode_value(&value) {
             Ok(v) => {
                 bump(&counters.hits);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
                 Some(v)
             }
             Err(e) => {
+                // Freshness hook: an envelope, which counts its own read (`fresh.rs`).
+                if let Some(read) = self.read_envelope_now(skey, &value, true) {
+                    return read;
+                }
                 bump(&counters.decode_errors);
                 bump(&counters.misses);
                 tracing::debug!(cache = %self.inner.alias, key = skey, error = %e,

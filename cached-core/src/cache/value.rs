@@ -27,17 +27,16 @@ impl Cache {
         }
     }
 
-    pub(super) fn decode_value<T: Cacheable>(&self, value: Value) -> Result<T, DecodeError> {
+    pub(super) fn decode_value<T: Cacheable>(&self, value: &Value) -> Result<T, DecodeError> {
         match value {
-            Value::Object(obj) => obj.downcast_ref::<T>().cloned().ok_or_else(|| {
-                DecodeError::Payload(format!(
-                    "the stored object is not a {}",
-                    std::any::type_name::<T>()
-                ))
-            }),
-            Value::Int(n) => T::deserialize(I64Deserializer::<ValueError>::new(n))
+            // Another type (or an envelope, `fresh.rs`): no message to format here.
+            Value::Object(obj) => obj
+                .downcast_ref::<T>()
+                .cloned()
+                .ok_or(DecodeError::OtherType),
+            Value::Int(n) => T::deserialize(I64Deserializer::<ValueError>::new(*n))
                 .map_err(|e| DecodeError::Payload(e.to_string())),
-            Value::Bytes(bytes) => self.inner.codec.decode(&bytes),
+            Value::Bytes(bytes) => self.inner.codec.decode(bytes),
             other => Err(DecodeError::Payload(format!(
                 "a value of a kind this version does not know: {other:?}"
             ))),

@@ -7,7 +7,8 @@ use crate::attr::{self, Arg, Attr};
 use crate::ctxt::Ctxt;
 use crate::value;
 
-/// `#[cache_evict(key = "a:{x}" | key = ["a:{x}", "b:{y}"], cache = "alias", version = 2)]`.
+/// `#[cache_evict(key = "a:{x}" | key = ["a:{x}", "b:{y}"], tags = ["t:{x}"], cache = "alias",
+/// version = 2)]`: `key`, `tags` or both.
 #[derive(Default)]
 pub struct Args {
     /// The templates.
@@ -15,11 +16,13 @@ pub struct Args {
     pub cache: Attr<LitStr>,
     /// A `u32` expression: the key version the entries were stored under.
     pub version: Attr<TokenStream>,
+    /// Tag templates: the tags to invalidate.
+    pub tags: Attr<Vec<LitStr>>,
 }
 
 impl attr::Args for Args {
     const MACRO: &'static str = "cache_evict";
-    const NAMES: &'static [&'static str] = &["key", "cache", "version"];
+    const NAMES: &'static [&'static str] = &["key", "tags", "cache", "version"];
 
     fn set(&mut self, cx: &Ctxt, arg: Arg) {
         match arg.name.to_string().as_str() {
@@ -28,6 +31,9 @@ impl attr::Args for Args {
                 .set(cx, &arg, value::string_or_strings(cx, &arg, "product:{id}")),
             "cache" => self.cache.set(cx, &arg, value::alias(cx, &arg)),
             "version" => self.version.set(cx, &arg, value::version(cx, &arg)),
+            "tags" => self
+                .tags
+                .set(cx, &arg, value::string_or_strings(cx, &arg, "product:{id}")),
             _ => attr::unknown::<Self>(cx, &arg),
         }
     }

@@ -1,4 +1,5 @@
-//! The expansion of `#[cache_evict]`: run the body, then delete the rendered keys.
+//! The expansion of `#[cache_evict]`: run the body, then delete the rendered keys and
+//! invalidate the rendered tags.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -20,17 +21,25 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         key,
         cache,
         version,
+        tags,
     } = args;
     let mut keys = Vec::new();
-    if !key.is_set() {
+    if !key.is_set() && !tags.is_set() {
         cx.error_at(
             Span::call_site(),
-            "#[cache_evict] needs the keys to delete: `#[cache_evict(key = \"product:{id}\")]` or `key = [\"a:{x}\", \"b:{y}\"]`",
+            "#[cache_evict] needs the keys to delete or the tags to invalidate: `#[cache_evict(key = \"product:{id}\")]`, `key = [\"a:{x}\", \"b:{y}\"]` or `tags = [\"product:{id}\"]`",
         );
     }
     for lit in key.take().unwrap_or_default() {
         match Template::parse(&lit, &info, &fn_name) {
             Ok(t) => keys.push(t.render()),
+            Err(e) => cx.syn_error(e),
+        }
+    }
+    let mut tag_list = Vec::new();
+    for lit in tags.take().unwrap_or_default() {
+        match Template::parse_as(&lit, &info, &fn_name, "tag") {
+            Ok(t) => tag_list.push(t.render()),
             Err(e) => cx.syn_error(e),
         }
     }
@@ -77,6 +86,7 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         ::cached_kit::__private::evict(
             ::cached_kit::__private::slot_get(&__CACHE_SLOT),
             &__cache_keys,
+            &__cache_tags,
             #std::concat!(#std::module_path!(), "::", #name_lit),
             #version,
         )
@@ -95,6 +105,7 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
     } else {
         evict
     };
+    let (n_keys, n_tags) = (keys.len(), tag_list.len());
     let outer_attrs = &func.outer_attrs;
     let inner_attrs = &func.inner_attrs;
     let vis = &func.vis;
@@ -110,7 +121,8 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
             #(#inner_attrs)*
             static __CACHE_SLOT: ::cached_kit::__private::CacheSlot = ::cached_kit::__private::CacheSlot::new(#alias);
             // Rendered before the body runs: the body may consume the arguments.
-            let __cache_keys = [#(#keys),*];
+            let __cache_keys: [::cached_kit::__private::std::string::String; #n_keys] = [#(#keys),*];
+            let __cache_tags: [::cached_kit::__private::std::string::String; #n_tags] = [#(#tag_list),*];
             let __cache_result #result_ty = #run_body;
             #evict
             __cache_result

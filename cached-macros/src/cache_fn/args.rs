@@ -8,8 +8,8 @@ use crate::ctxt::Ctxt;
 use crate::value;
 
 /// `#[cache_fn(ttl = .., key = "..", cache = "..", skip(a, b), version = .., unless = |v| ..,
-/// cache_none = false, lock = true, lock_ttl = ..)]`, every argument optional and given
-/// at most once.
+/// cache_none = false, lock = true, lock_ttl = .., stale = .., tags = ["..", ..])]`, every
+/// argument optional and given at most once.
 #[derive(Default)]
 pub struct Args {
     /// A `Duration` expression.
@@ -26,6 +26,10 @@ pub struct Args {
     pub lock: Attr<(bool, Span)>,
     /// The `lock_ttl` keyword (for errors) and a `Duration` expression.
     pub lock_ttl: Attr<(Ident, TokenStream)>,
+    /// The `stale` keyword (for errors) and a `Duration` expression.
+    pub stale: Attr<(Ident, TokenStream)>,
+    /// Tag templates.
+    pub tags: Attr<Vec<LitStr>>,
 }
 
 impl attr::Args for Args {
@@ -40,6 +44,8 @@ impl attr::Args for Args {
         "cache_none",
         "lock",
         "lock_ttl",
+        "stale",
+        "tags",
     ];
 
     fn set(&mut self, cx: &Ctxt, arg: Arg) {
@@ -62,8 +68,7 @@ impl attr::Args for Args {
             "lock" => self.lock.set(cx, &arg, value::boolean(cx, &arg)),
             "lock_ttl" => {
                 let ttl = value::duration(cx, &arg, 10).filter(|_| {
-                    let zero = matches!(arg.expr(cx, "10"), Some(Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. }))
-                        if int.base10_parse::<u64>().ok() == Some(0));
+                    let zero = is_zero(arg.expr(cx, "10"));
                     if zero {
                         cx.error_spanned_by(
                             &arg.name,
@@ -75,9 +80,32 @@ impl attr::Args for Args {
                 self.lock_ttl
                     .set(cx, &arg, ttl.map(|ttl| (arg.name.clone(), ttl)))
             }
+            "stale" => {
+                let stale = value::duration(cx, &arg, 60).filter(|_| {
+                    let zero = is_zero(arg.expr(cx, "60"));
+                    if zero {
+                        cx.error_spanned_by(
+                            &arg.name,
+                            "`stale = 0` would serve nothing stale: give the seconds a value may be served past its ttl while it is refreshed, or remove `stale`",
+                        );
+                    }
+                    !zero
+                });
+                self.stale
+                    .set(cx, &arg, stale.map(|stale| (arg.name.clone(), stale)))
+            }
+            "tags" => self
+                .tags
+                .set(cx, &arg, value::string_or_strings(cx, &arg, "product:{id}")),
             _ => attr::unknown::<Self>(cx, &arg),
         }
     }
+}
+
+/// Whether `expr` is the integer literal `0`.
+fn is_zero(expr: Option<&Expr>) -> bool {
+    matches!(expr, Some(Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. }))
+        if int.base10_parse::<u64>().ok() == Some(0))
 }
 
 #[cfg(test)]

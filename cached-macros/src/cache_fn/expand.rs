@@ -11,6 +11,13 @@
 //! vis fn name_refresh(args) -> R { run `__cache_fn_body_name(args)`, store the value }
 //! ```
 //!
+//! With `tags` or `stale` (the [`Fresh`] plan), the memoized function calls
+//! `memoize_tagged` or `memoize_stale` instead of `memoize`, with one `prepare` closure
+//! that owns the arguments and returns the rendered tags and the body's call; the
+//! runtime calls it only on a miss, a stale hit, or a remote read. With `stale` the
+//! arguments must be owned `Send + 'static` values (the refresh outlives the call), and
+//! the store predicate is owned too.
+//!
 //! The body being one function, a `static` in it is one static, `return` and `?` behave
 //! as written, and the return type is inferred as the signature says. The inner function
 //! sits beside the memoized one (in its module or `impl` block); it is reached as
@@ -51,6 +58,20 @@ struct Plan<'a> {
     is_result: bool,
     /// The call of the inner function with the arguments, moved.
     call_body: TokenStream,
+    /// `tags` and `stale`, when either is given.
+    fresh: Option<Fresh>,
+    /// The expression passed as `store_if` to `name_refresh`'s runtime.
+    refresh_store_if: TokenStream,
+}
+
+/// What `tags` and `stale` add.
+struct Fresh {
+    /// Each tag, an expression of type `String` over the arguments.
+    tags: Vec<TokenStream>,
+    /// Whether `stale` is given (the background refresh).
+    stale: bool,
+    /// `stale_arg(&arg);` for each argument, spanned on it (with `stale`).
+    assert_args: TokenStream,
 }
 
 pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
@@ -88,6 +109,8 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         cache_none,
         lock,
         lock_ttl,
+        stale,
+        tags,
     } = args;
     let Some((key_source, key)) = key_expr(cx, key.take(), skip.take(), sig, &info, &fn_name)
     else {
@@ -123,21 +146,58 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
             conditions.push(quote!(::cached_kit::__private::is_some(__v)));
         }
     }
+    let stale_on = stale.get().is_some();
+    if stale_on {
+        check_stale_arguments(cx, sig);
+    }
+    let mut tag_templates = Vec::new();
+    for lit in tags.take().unwrap_or_default() {
+        match Template::parse_as(&lit, &info, &fn_name, "tag") {
+            Ok(t) => tag_templates.push(t.render()),
+            Err(e) => cx.syn_error(e),
+        }
+    }
     let mut store_if_def = TokenStream::new();
-    if let Some(unless) = unless.take() {
+    if stale_on {
+        // Owned: a background refresh decides whether to store after the call returned.
+        if let Some(unless) = unless.take() {
+            store_if_def = quote_spanned! {unless.span()=>
+                let __cache_unless = ::cached_kit::__private::predicate::<#stored, _>(#unless);
+            };
+            conditions.push(quote!(!__cache_unless(__v)));
+        }
+    } else if let Some(unless) = unless.take() {
         store_if_def = quote_spanned! {unless.span()=>
             let __cache_unless: &(dyn ::cached_kit::__private::std::ops::Fn(&#stored) -> ::cached_kit::__private::std::primitive::bool
                 + ::cached_kit::__private::std::marker::Send + ::cached_kit::__private::std::marker::Sync) = &(#unless);
         };
         conditions.push(quote!(!__cache_unless(__v)));
     }
-    let store_if = if conditions.is_empty() {
-        quote!(#std::option::Option::None)
+    let (store_if, refresh_store_if) = if stale_on {
+        if conditions.is_empty() {
+            store_if_def.extend(quote! {
+                let __cache_store_if = ::cached_kit::__private::no_store_if::<#stored>();
+            });
+        } else {
+            store_if_def.extend(quote! {
+                let __cache_store_if = #std::option::Option::Some(
+                    move |__v: &#stored| -> ::cached_kit::__private::std::primitive::bool { #(#conditions)&&* }
+                );
+            });
+        }
+        (
+            quote!(__cache_store_if),
+            quote!(::cached_kit::__private::borrow_store_if(&__cache_store_if)),
+        )
+    } else if conditions.is_empty() {
+        let none = quote!(#std::option::Option::None);
+        (none.clone(), none)
     } else {
         store_if_def.extend(quote! {
             let __cache_store_if = |__v: &#stored| -> ::cached_kit::__private::std::primitive::bool { #(#conditions)&&* };
         });
-        quote!(#std::option::Option::Some(&__cache_store_if))
+        let some = quote!(#std::option::Option::Some(&__cache_store_if));
+        (some.clone(), some)
     };
     if cx.has_errors() {
         return TokenStream::new();
@@ -147,9 +207,28 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
     let version = some_or_none(version.take());
     let ttl = some_or_none(ttl.take());
     let lock_ttl = some_or_none(lock_ttl.take().map(|(_, ttl)| ttl));
+    let stale = some_or_none(stale.take().map(|(_, stale)| stale));
+    let fresh = (stale_on || !tag_templates.is_empty()).then(|| Fresh {
+        tags: tag_templates,
+        stale: stale_on,
+        assert_args: if stale_on {
+            assert_stale_args(sig, &info)
+        } else {
+            TokenStream::new()
+        },
+    });
+    let imports = if fresh.is_some() {
+        quote!(
+            use ::cached_kit::__private::{UncachedFresh as _, ViaCacheFresh as _};
+        )
+    } else {
+        quote!(
+            use ::cached_kit::__private::{Uncached as _, ViaCache as _};
+        )
+    };
     let preamble = quote! {
         #[allow(unused_imports)]
-        use ::cached_kit::__private::{Uncached as _, ViaCache as _};
+        #imports
         static __CACHE_SLOT: ::cached_kit::__private::CacheSlot = ::cached_kit::__private::CacheSlot::new(#alias);
         let __cache_spec = ::cached_kit::__private::Spec {
             name: #std::concat!(#std::module_path!(), "::", #name_lit),
@@ -157,6 +236,7 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
             ttl: #ttl,
             lock: #lock_on,
             lock_ttl: #lock_ttl,
+            stale: #stale,
         };
     };
     let plan = Plan {
@@ -170,6 +250,8 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         stored,
         is_result: matches!(kind, ReturnKind::Result { .. }),
         call_body: call_body(&func, &info),
+        fresh,
+        refresh_store_if,
     };
 
     let memoized = memoized_fn(&plan);
@@ -281,6 +363,8 @@ fn memoized_fn(plan: &Plan<'_>) -> TokenStream {
         }
     };
     let run = match (sig.asyncness.is_some(), *is_result) {
+        // Tags or stale: the fresh runtime, with one `prepare` closure.
+        _ if plan.fresh.is_some() => fresh_run(plan),
         (true, true) => {
             let c = call(quote!(move || #call_body));
             quote!(#c.await)
@@ -415,7 +499,6 @@ fn refresh_fn(plan: &Plan<'_>) -> TokenStream {
         preamble,
         key,
         store_if_def,
-        store_if,
         ret,
         stored,
         is_result,
@@ -425,9 +508,30 @@ fn refresh_fn(plan: &Plan<'_>) -> TokenStream {
     let mut sig = passing_sig(&func.sig);
     let name = func.sig.ident.clone();
     sig.ident = format_ident!("{}_refresh", syn::ext::IdentExt::unraw(&name));
-    let refresh = quote_spanned! {return_span(&func.sig)=>
-        (&::cached_kit::__private::Probe::<#stored>::new()).refresh
+    let (refresh, tags_def, tags_arg) = match &plan.fresh {
+        Some(fresh) => {
+            let tags = &fresh.tags;
+            (
+                quote_spanned! {return_span(&func.sig)=>
+                    (&::cached_kit::__private::Probe::<#stored>::new()).refresh_fresh
+                },
+                // Rendered before the body takes the arguments.
+                quote! {
+                    let __cache_tags: ::cached_kit::__private::std::vec::Vec<::cached_kit::__private::std::string::String> =
+                        ::cached_kit::__private::std::vec![#(#tags),*];
+                },
+                quote!(__cache_tags,),
+            )
+        }
+        None => (
+            quote_spanned! {return_span(&func.sig)=>
+                (&::cached_kit::__private::Probe::<#stored>::new()).refresh
+            },
+            TokenStream::new(),
+            TokenStream::new(),
+        ),
     };
+    let store_if = &plan.refresh_store_if;
     let call = |value: TokenStream| {
         quote! {
             #refresh(
@@ -435,6 +539,7 @@ fn refresh_fn(plan: &Plan<'_>) -> TokenStream {
                 __cache_key,
                 &__cache_spec,
                 #store_if,
+                #tags_arg
                 #value,
             )
         }
@@ -477,9 +582,139 @@ fn refresh_fn(plan: &Plan<'_>) -> TokenStream {
             #preamble
             let __cache_key = #key;
             #store_if_def
+            #tags_def
             #run
         }
     }
+}
+
+/// The memoized call of a function with `tags` or `stale`: `memoize_tagged` or
+/// `memoize_stale` with a `prepare` closure that owns the arguments.
+fn fresh_run(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        func,
+        store_if,
+        ret,
+        stored,
+        is_result,
+        call_body,
+        fresh,
+        ..
+    } = plan;
+    let Some(fresh) = fresh else {
+        return TokenStream::new();
+    };
+    let sig = &func.sig;
+    let method = if fresh.stale {
+        quote!(memoize_stale)
+    } else {
+        quote!(memoize_tagged)
+    };
+    let memoize = quote_spanned! {return_span(sig)=>
+        (&::cached_kit::__private::Probe::<#stored>::new()).#method
+    };
+    let f = match (sig.asyncness.is_some(), *is_result) {
+        (true, true) => quote!(move || #call_body),
+        (true, false) => quote! {
+            move || async move {
+                ::cached_kit::__private::std::result::Result::Ok::<#ret, ::cached_kit::__private::Infallible>(#call_body.await)
+            }
+        },
+        (false, true) => quote!(move || ::cached_kit::__private::ready(#call_body)),
+        (false, false) => quote!(move || ::cached_kit::__private::ready_ok(#call_body)),
+    };
+    let tags = &fresh.tags;
+    let assert_args = &fresh.assert_args;
+    // The tags are rendered first, from the arguments the closure owns, which then
+    // move into the body's call.
+    let c = quote! {
+        #memoize(
+            __cache,
+            __cache_key,
+            &__cache_spec,
+            #store_if,
+            move || (::cached_kit::__private::std::vec![#(#tags),*], #f),
+        )
+    };
+    let run = match (sig.asyncness.is_some(), *is_result) {
+        (true, true) => quote!(#c.await),
+        (true, false) => quote!(::cached_kit::__private::infallible(#c.await)),
+        (false, true) => quote!(::cached_kit::__private::block_on(#c)),
+        (false, false) => {
+            quote!(::cached_kit::__private::infallible(::cached_kit::__private::block_on(#c)))
+        }
+    };
+    quote! {
+        #assert_args
+        #run
+    }
+}
+
+/// With `stale`, a refresh runs after the call returned, with the arguments moved into
+/// it: a borrowed argument (or `&self`) is a compile error that says what to take.
+fn check_stale_arguments(cx: &Ctxt, sig: &Signature) {
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) if r.reference.is_some() || matches!(*r.ty, Type::Reference(_)) => {
+                cx.error_spanned_by(
+                    r,
+                    "`stale` refreshes in the background after this call has returned, so the refresh takes `self` with it, and `&self` is borrowed: \
+                     take `self: Arc<Self>` (or `self` of a `Send + 'static` type), or cache a free function of owned arguments",
+                );
+            }
+            FnArg::Typed(pt) => {
+                let name = match &*pt.pat {
+                    Pat::Ident(pi) => pi.ident.to_string(),
+                    _ => "this argument".to_owned(),
+                };
+                if let Some(what) = borrowed(&pt.ty) {
+                    cx.error_spanned_by(
+                        pt,
+                        format!(
+                            "`stale` refreshes in the background after this call has returned, so every argument moves into the refresh, and `{name}` {what}: \
+                             take it owned (`String` for `&str`, `Vec<T>` for `&[T]`, `Arc<T>` for a shared `&T`)"
+                        ),
+                    );
+                }
+            }
+            FnArg::Receiver(_) => {}
+        }
+    }
+}
+
+/// Why a type cannot move into a `'static` refresh, if it visibly borrows.
+fn borrowed(ty: &Type) -> Option<&'static str> {
+    struct Lifetimes(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Lifetimes {
+        fn visit_lifetime(&mut self, lt: &'ast syn::Lifetime) {
+            if lt.ident != "static" {
+                self.0 = true;
+            }
+        }
+    }
+    if matches!(ty, Type::Reference(r) if r.lifetime.as_ref().is_none_or(|lt| lt.ident != "static"))
+    {
+        return Some("is a reference");
+    }
+    let mut found = Lifetimes(false);
+    syn::visit::Visit::visit_type(&mut found, ty);
+    found.0.then_some("borrows (it names a lifetime)")
+}
+
+/// `stale_arg(&arg);` for every argument, spanned on its type: an argument that is not
+/// `Send + 'static` is reported there, with why.
+fn assert_stale_args(sig: &Signature, info: &FnInfo) -> TokenStream {
+    let mut out = TokenStream::new();
+    for input in &sig.inputs {
+        if let FnArg::Receiver(r) = input {
+            out.extend(quote_spanned!(r.span()=> ::cached_kit::__private::stale_arg(&self);));
+        }
+    }
+    for param in &info.params {
+        let ident = &param.ident;
+        out.extend(quote_spanned!(param.ty.span()=> ::cached_kit::__private::stale_arg(&#ident);));
+    }
+    out
 }
 
 /// The call's key: an expression of a `KeySource` type, to pass inline to

@@ -81,6 +81,37 @@ fn evicts_sync(x: u32) -> Result<(), String> {
     Ok(())
 }
 
+// Tags and stale (SPEC §12): every form, never called companions, owned predicates.
+#[cache_fn(ttl = 60, key = "p:{id}", tags = ["product:{id}", "products"])]
+async fn tagged(db: &Db, id: u32) -> u32 {
+    db.rows() + id
+}
+
+#[cache_fn(ttl = TTL, stale = 60, tags = "report:{month}", unless = |v| *v == 0)]
+async fn stale_report(month: u8) -> Result<u32, String> {
+    Ok(u32::from(month))
+}
+
+#[cache_fn(stale = Duration::from_secs(30), cache_none = false, lock = true)]
+fn stale_sync(x: u32) -> Option<u32> {
+    (x > 0).then_some(x)
+}
+
+#[cache_fn(stale = 10)]
+fn stale_unit(x: u32) {
+    let _ = x;
+}
+
+#[cache_evict(tags = ["product:{id}"])]
+async fn evicts_tags(id: u32) {}
+
+#[cache_evict(key = "p:{id}", tags = ["products"])]
+fn evicts_both(id: u32) -> Result<(), String> {
+    #![allow(clippy::unnecessary_wraps)]
+    let _ = id;
+    Ok(())
+}
+
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Repo {
     tenant: String,
@@ -97,6 +128,11 @@ impl Repo {
         let _ = id;
         Vec::new()
     }
+
+    #[cache_fn(stale = 60, key = "{self.tenant}:all", tags = ["tenant:{self.tenant}"])]
+    async fn all(self: std::sync::Arc<Self>) -> Vec<u64> {
+        vec![self.tenant.len() as u64]
+    }
 }
 
 fn main() {
@@ -108,7 +144,14 @@ fn main() {
         evicts(1).await;
         let repo = Repo { tenant: "t".into() };
         assert_eq!(repo.find(1).await, Some(1));
+        assert_eq!(tagged(&Db, 1).await, 4);
+        assert_eq!(stale_report(2).await, Ok(2));
+        evicts_tags(1).await;
+        assert_eq!(std::sync::Arc::new(repo).all().await, vec![1]);
     });
+    assert_eq!(stale_sync(1), Some(1));
+    stale_unit(1);
+    assert!(evicts_both(1).is_ok());
     assert_eq!(single_expression(2), 4);
     assert_eq!(locked_sync(1), Ok(1));
     unit(1);

@@ -59,6 +59,27 @@ fn listed(items: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
     items
 }
 
+#[cache_fn(ttl = 60, key = "hygiene:t:{id}", tags = ["t:{id}"], unless = |v: &u32| *v == 0)]
+async fn tagged(id: u32) -> Result<u32> {
+    ::std::result::Result::Ok(id)
+}
+
+#[cache_fn(stale = 30, tags = ["s:{id}"], cache_none = false, unless = |v| v.is_none())]
+fn stale_sync(id: u32) -> ::std::option::Option<u32> {
+    ::std::option::Option::Some(id)
+}
+
+#[cache_fn(stale = 30)]
+async fn stale_async(items: ::std::vec::Vec<u8>) -> Result<::std::vec::Vec<u8>> {
+    ::std::result::Result::Ok(items)
+}
+
+#[cache_evict(tags = ["t:{id}", "s:{id}"])]
+async fn evict_tags(id: u32) -> Result<()> {
+    let _ = id;
+    ::std::result::Result::Ok(())
+}
+
 #[cache_evict(key = ["hygiene:{id}", "other:{id}"], version = 1)]
 async fn update(id: u32) -> Result<()> {
     let _ = id;
@@ -75,7 +96,14 @@ fn main() {
         assert!(update(3).await.is_ok());
         assert!(by_id_invalidate(3).await.is_ok());
         assert!(by_id_refresh(3).await.is_ok());
+        assert_eq!(tagged(3).await.ok(), ::std::option::Option::Some(3));
+        assert!(tagged_refresh(3).await.is_ok());
+        assert!(stale_async(::std::vec![1]).await.is_ok());
+        assert!(stale_async_refresh(::std::vec![1]).await.is_ok());
+        assert!(evict_tags(3).await.is_ok());
     });
+    assert_eq!(stale_sync(2), ::std::option::Option::Some(2));
+    assert_eq!(stale_sync_refresh(2), ::std::option::Option::Some(2));
     assert_eq!(maybe(2), ::std::option::Option::Some(2));
     assert_eq!(listed(::std::vec![1]), ::std::vec![1]);
 }

@@ -39,6 +39,13 @@ pub(crate) struct HeldLock {
 /// with the process id, the time and a counter mixed in. Never a decimal integer (which
 /// a backend would read back as a counter).
 pub(crate) fn new_token() -> Arc<[u8]> {
+    unique_token("ck-lock").into_bytes().into()
+}
+
+/// `{kind}:` and 128 random bits in hex: unique across processes and restarts (tag
+/// versions use it too, so that a tag key recreated after eviction never holds a
+/// version an old entry recorded).
+pub(crate) fn unique_token(kind: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
@@ -46,7 +53,7 @@ pub(crate) fn new_token() -> Arc<[u8]> {
         .map_or(0, |d| d.as_nanos());
     let a = RandomState::new().hash_one((std::process::id(), nanos, n));
     let b = RandomState::new().hash_one((a, n));
-    format!("ck-lock:{a:016x}{b:016x}").into_bytes().into()
+    format!("{kind}:{a:016x}{b:016x}")
 }
 
 /// Tries to take the lock `key` for `lock_ttl`: `Ok(Some(lock))` when taken,

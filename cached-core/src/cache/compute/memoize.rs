@@ -13,7 +13,7 @@
 //! use std::convert::Infallible;
 //! use cached_core::__private::memoize::{memoize, Spec};
 //! use cached_core::__private::memoize::stored_key;
-//! let spec = Spec { name: "doc::answer", version: None, ttl: None, lock: false, lock_ttl: None };
+//! let spec = Spec { name: "doc::answer", version: None, ttl: None, lock: false, lock_ttl: None, stale: None };
 //! let cache = Ok(cached_core::cache());
 //! let key = stored_key(&cache, &spec, format_args!("doc:answer"));
 //! let v = memoize(cache, key, &spec, None, || async { Ok::<u32, Infallible>(42) }).await;
@@ -33,6 +33,12 @@ use crate::CacheError;
 
 pub use crate::blocking::block_on;
 
+// Tags and stale-while-revalidate (`#[cache_fn(tags = .., stale = ..)]`).
+pub use super::memoize_fresh::{
+    borrow_store_if, memoize_stale, memoize_tagged, no_store_if, predicate, refresh_fresh,
+    stale_arg, StaleArg, UncachedFresh, ViaCacheFresh,
+};
+
 /// The fixed settings of one memoized function.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -47,6 +53,9 @@ pub struct Spec {
     /// How long the cross-process lock is held before it must be extended
     /// (`lock_ttl = N`), or [`LOCK_TTL`](crate::LOCK_TTL).
     pub lock_ttl: Option<Duration>,
+    /// How long past `ttl` a value is served while it is refreshed in the background
+    /// (`stale = N`, [`memoize_stale`]), or none.
+    pub stale: Option<Duration>,
 }
 
 /// A predicate deciding whether a computed value is stored.
@@ -76,7 +85,7 @@ impl KeySource for Result<String, ArgKeyError> {
 ///
 /// ```
 /// use cached_core::__private::memoize::{stored_key, Spec};
-/// let spec = Spec { name: "doc::f", version: Some(3), ttl: None, lock: false, lock_ttl: None };
+/// let spec = Spec { name: "doc::f", version: Some(3), ttl: None, lock: false, lock_ttl: None, stale: None };
 /// let cache = Ok(cached_core::cache());
 /// let key = stored_key(&cache, &spec, format_args!("product:{}", 42));
 /// assert_eq!(key.unwrap(), ":3:product:42");
@@ -192,12 +201,14 @@ pub async fn invalidate(
     cache.delete(&key).await
 }
 
-/// Deletes `keys` after a successful call (`#[cache_evict]`), under key version
-/// `version` (`version = N`, the same as `#[cache_fn(version = N)]` stored them under)
-/// or the cache's own. Failures are logged (and counted by the cache), never returned.
+/// Deletes `keys` and invalidates `tags` after a successful call (`#[cache_evict]`),
+/// the keys under key version `version` (`version = N`, the same as
+/// `#[cache_fn(version = N)]` stored them under) or the cache's own; tags are
+/// unversioned. Failures are logged (and counted by the cache), never returned.
 pub async fn evict(
     cache: Result<Cache, CacheError>,
     keys: &[String],
+    tags: &[String],
     name: &'static str,
     version: Option<u32>,
 ) {
@@ -207,7 +218,12 @@ pub async fn evict(
                 Some(v) if v != cache.version() => cache.with_version(v),
                 _ => cache,
             };
-            let _ = cache.delete_many(keys).await;
+            if !keys.is_empty() {
+                let _ = cache.delete_many(keys).await;
+            }
+            if !tags.is_empty() {
+                let _ = cache.invalidate_tags(tags).await;
+            }
         }
         Err(e) => log_uncached(name, &e),
     }
@@ -387,7 +403,7 @@ pub fn ttl<T: IntoTtl>(value: T) -> Duration {
     value.into_ttl()
 }
 
-fn resolve(
+pub(super) fn resolve(
     cache: Result<Cache, CacheError>,
     key: Result<String, ArgKeyError>,
     spec: &Spec,
@@ -408,14 +424,14 @@ fn resolve(
     }
 }
 
-fn versioned(cache: Cache, spec: &Spec) -> Cache {
+pub(super) fn versioned(cache: Cache, spec: &Spec) -> Cache {
     match spec.version {
         Some(v) if v != cache.version() => cache.with_version(v),
         _ => cache,
     }
 }
 
-fn key_error(name: &'static str, e: ArgKeyError) -> CacheError {
+pub(super) fn key_error(name: &'static str, e: ArgKeyError) -> CacheError {
     CacheError::Encode {
         key: name.to_owned(),
         codec: "default-key",
@@ -423,7 +439,7 @@ fn key_error(name: &'static str, e: ArgKeyError) -> CacheError {
     }
 }
 
-fn log_uncached(name: &'static str, err: &CacheError) {
+pub(super) fn log_uncached(name: &'static str, err: &CacheError) {
     static LOG: RateLimited = RateLimited::new();
     if let Some(suppressed) = LOG.allow() {
         tracing::warn!(function = name, error = %err, suppressed, "running uncached");
@@ -442,6 +458,7 @@ mod tests {
             ttl: None,
             lock: false,
             lock_ttl: None,
+            stale: None,
         }
     }
 
