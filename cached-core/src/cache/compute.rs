@@ -185,7 +185,7 @@ impl Cache {
                     return result;
                 }
                 Joined::Follower(rx) => {
-                    bump(&self.counters().coalesced_waits);
+                    bump(&self.counters().local().coalesced_waits);
                     match follow(rx).await {
                         Outcome::Value(v) => return Ok(v),
                         // The leader's error was its own: run this caller's body now,

@@ -2,9 +2,11 @@
 //! shares.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use super::{Cache, Cacheable};
 use crate::backend::Value;
+use crate::key::{push_safe_key, with_key_buf};
 use crate::stats::bump;
 use crate::CacheError;
 
@@ -13,10 +15,23 @@ impl Cache {
     /// (a decode error counts in `stats().decode_errors` and the value is overwritten by
     /// the next store).
     pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, CacheError> {
-        let skey = self.make_key(key);
-        match self.fetch_now(&skey, true) {
-            Some(read) => read,
-            None => self.fetch(&skey, true).await,
+        // The stored key is rendered into this thread's reused buffer and read at once
+        // where the backend can (in-memory caches); it is copied out only for a backend
+        // that must be awaited.
+        let skey = with_key_buf(|skey| {
+            skey.push_str(&self.inner.head);
+            push_safe_key(skey, key);
+            match self.fetch_now(skey, true) {
+                Some(read) => ControlFlow::Break(read),
+                None => ControlFlow::Continue(skey.clone()),
+            }
+        });
+        match skey {
+            ControlFlow::Break(read) => read,
+            ControlFlow::Continue(skey) => {
+                let read = self.inner.backend.get(&skey).await;
+                self.decoded(&skey, true, read)
+            }
         }
     }
 
@@ -105,19 +120,19 @@ impl Cache {
     ) -> Option<T> {
         let counters = self.counters();
         let Some(value) = value else {
-            bump(&counters.misses);
+            bump(&counters.local().misses);
             tracing::trace!(cache = %self.inner.alias, key = skey, "cache miss");
             return None;
         };
         match self.decode_value(value) {
             Ok(v) => {
-                bump(&counters.hits);
+                bump(&counters.local().hits);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
                 Some(v)
             }
             Err(e) => {
-                bump(&counters.decode_errors);
-                bump(&counters.misses);
+                bump(&counters.local().decode_errors);
+                bump(&counters.local().misses);
                 tracing::debug!(cache = %self.inner.alias, key = skey, error = %e,
                     "stored value does not decode; treated as a miss and overwritten");
                 None
