@@ -124,6 +124,8 @@ pub struct ArgKey<O = String> {
     out: O,
     types: usize,
     args: usize,
+    /// Whether everything written so far is printable ASCII without spaces.
+    plain: bool,
     error: Option<ArgKeyError>,
 }
 
@@ -163,7 +165,18 @@ impl<'a> ArgKey<&'a mut String> {
         out.push_str(std::any::type_name::<S>());
         out.push_str("::");
         out.push_str(name);
-        Self::over(out)
+        let mut key = Self::over(out);
+        // A type's name may hold spaces (`(u8, char)`).
+        key.plain = false;
+        key
+    }
+
+    /// Finishes the key appended; `Ok(true)` when it is known to be printable ASCII
+    /// without spaces (no text, character or type name in it), so that the key rule
+    /// need not look at each character.
+    pub fn end(self) -> Result<bool, ArgKeyError> {
+        let plain = self.plain;
+        self.finish().map(|_| plain)
     }
 }
 
@@ -173,6 +186,7 @@ impl<O: BorrowMut<String>> ArgKey<O> {
             out,
             types: 0,
             args: 0,
+            plain: true,
             error: None,
         }
     }
@@ -193,6 +207,7 @@ impl<O: BorrowMut<String>> ArgKey<O> {
     }
 
     fn type_name(&mut self, name: &str) {
+        self.plain = false;
         let open = self.types == 0;
         let out = self.out();
         out.push(if open { '<' } else { ',' });
@@ -212,9 +227,11 @@ impl<O: BorrowMut<String>> ArgKey<O> {
         if self.error.is_some() {
             return;
         }
-        if let Err(e) = value.serialize(&mut Encoder { out }) {
+        let mut enc = Encoder { out, plain: true };
+        if let Err(e) = value.serialize(&mut enc) {
             self.error = Some(e);
         }
+        self.plain &= enc.plain;
     }
 
     /// The key (its output, now holding the key), or the error of an argument whose
@@ -247,12 +264,18 @@ impl<O: BorrowMut<String>> ArgKey<O> {
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, ArgKeyError> {
     let mut out = String::new();
-    value.serialize(&mut Encoder { out: &mut out })?;
+    value.serialize(&mut Encoder {
+        out: &mut out,
+        plain: true,
+    })?;
     Ok(out)
 }
 
 struct Encoder<'a> {
     out: &'a mut String,
+    /// Cleared when text that may hold anything (a string, a character, a name) is
+    /// written: digits, `true`, `None` and the encoding's punctuation are plain.
+    plain: bool,
 }
 
 impl Encoder<'_> {
@@ -261,6 +284,7 @@ impl Encoder<'_> {
     }
 
     fn quoted(&mut self, s: &str, quote: char) {
+        self.plain = false;
         // Nothing to escape (the usual case): one copy. `quote` is ASCII, so comparing
         // bytes finds exactly the characters the loop below escapes.
         if !s.bytes().any(|b| char::from(b) == quote || b == b'\\') {
@@ -424,6 +448,8 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         _index: u32,
         variant: &'static str,
     ) -> Result<(), ArgKeyError> {
+        // Serde may rename a variant to anything.
+        self.plain = false;
         self.out.push_str(variant);
         Ok(())
     }
@@ -441,6 +467,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), ArgKeyError> {
+        self.plain = false;
         self.out.push_str(variant);
         self.out.push('(');
         value.serialize(&mut *self)?;
@@ -467,6 +494,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a, 'b>, ArgKeyError> {
+        self.plain = false;
         self.out.push_str(variant);
         Ok(self.compound('(', ')'))
     }
@@ -491,6 +519,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a, 'b>, ArgKeyError> {
+        self.plain = false;
         self.out.push_str(variant);
         Ok(self.compound('(', ')'))
     }
@@ -584,15 +613,23 @@ impl ser::SerializeMap for MapEncoder<'_, '_> {
     type Error = ArgKeyError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), ArgKeyError> {
         self.current.clear();
-        key.serialize(&mut Encoder {
+        let mut enc = Encoder {
             out: &mut self.current,
-        })?;
+            plain: true,
+        };
+        key.serialize(&mut enc)?;
+        self.enc.plain &= enc.plain;
         self.current.push(':');
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
         let mut entry = std::mem::take(&mut self.current);
-        value.serialize(&mut Encoder { out: &mut entry })?;
+        let mut enc = Encoder {
+            out: &mut entry,
+            plain: true,
+        };
+        value.serialize(&mut enc)?;
+        self.enc.plain &= enc.plain;
         self.entries.push(entry);
         Ok(())
     }
@@ -745,6 +782,39 @@ mod tests {
         assert_eq!(encode(&"é \\ \"q\" '").unwrap(), r#""é \\ \"q\" '""#);
         assert_eq!(encode(&'"').unwrap(), r#"'"'"#);
         assert_eq!(encode(&'\\').unwrap(), r"'\\'");
+    }
+
+    #[test]
+    fn only_keys_without_text_or_names_are_plain() {
+        let plain = |f: &dyn Fn(&mut ArgKey<&mut String>)| {
+            let mut out = String::new();
+            let mut key = ArgKey::append_to(&mut out, "m::f");
+            f(&mut key);
+            key.end().unwrap()
+        };
+        assert!(plain(&|k| k.arg(&42u64)));
+        assert!(plain(&|k| k.arg(&(
+            1i8,
+            -2.5f64,
+            true,
+            None::<u8>,
+            vec![1u8, 2]
+        ))));
+        assert!(plain(&|k| {
+            let map: BTreeMap<u8, u8> = [(1, 2)].into();
+            k.arg(&map);
+        }));
+        assert!(!plain(&|k| k.arg(&"a b")));
+        assert!(!plain(&|k| k.arg(&'x')));
+        assert!(!plain(&|k| k.arg(&Sort::Asc)));
+        assert!(!plain(&|k| {
+            let map: BTreeMap<&str, u8> = [("a b", 2)].into();
+            k.arg(&map);
+        }));
+        assert!(!plain(&|k| k.ty::<(u8, char)>()));
+        let mut out = String::new();
+        let key = ArgKey::method_append_to::<(u8, char)>(&mut out, "f");
+        assert!(!key.end().unwrap());
     }
 
     #[test]

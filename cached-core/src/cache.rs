@@ -19,7 +19,7 @@ use crate::CacheError;
 
 mod builder;
 pub(crate) mod compute;
-mod read;
+pub(crate) mod read;
 mod value;
 mod write;
 

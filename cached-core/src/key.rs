@@ -110,6 +110,7 @@ pub(crate) fn push_u32(out: &mut String, n: u32) {
 
 /// Appends `n` in decimal, exactly as `Display` writes it, without the formatting
 /// machinery (keys are rendered on every call).
+#[inline]
 pub(crate) fn push_u64(out: &mut String, mut n: u64) {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
@@ -132,6 +133,7 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
         i -= 1;
         buf[i] = b'0' + n as u8;
     }
+    out.reserve(buf.len() - i);
     for &b in &buf[i..] {
         out.push(char::from(b));
     }
@@ -145,23 +147,40 @@ pub(crate) fn push_i64(out: &mut String, n: i64) {
     push_u64(out, n.unsigned_abs());
 }
 
+/// Whether a key known to hold only printable ASCII without spaces (digits, identifiers,
+/// the punctuation of an encoding) is stored as written: the cheap part of [`is_safe`].
+pub(crate) fn is_safe_plain(key: &str) -> bool {
+    key.len() <= MAX_KEY_LEN && !looks_digested(key)
+}
+
 thread_local! {
     /// A buffer per thread where the stored key of a read is rendered, so that a hit
     /// allocates nothing for its key.
-    static KEY_BUF: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+    static KEY_BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Runs `f` with this thread's key buffer, empty. Re-entrant: a key rendered while the
-/// buffer is out (a `Display` that reads the cache itself) gets a fresh one.
+/// buffer is in use (a `Display` that reads the cache itself) gets a fresh one.
+#[inline]
 pub(crate) fn with_key_buf<R>(f: impl FnOnce(&mut String) -> R) -> R {
-    let mut buf = KEY_BUF.try_with(|b| b.take()).unwrap_or_default();
-    buf.clear();
-    let result = f(&mut buf);
-    // A buffer grown by a huge key is not kept.
-    if buf.capacity() <= 4 * MAX_KEY_LEN {
-        let _ = KEY_BUF.try_with(|b| b.set(buf));
+    let mut f = Some(f);
+    let done = KEY_BUF.try_with(|buf| {
+        let mut buf = buf.try_borrow_mut().ok()?;
+        buf.clear();
+        let f = f.take()?;
+        let result = f(&mut buf);
+        // A buffer grown by a huge key is not kept.
+        if buf.capacity() > 4 * MAX_KEY_LEN {
+            *buf = String::new();
+        }
+        Some(result)
+    });
+    match (done, f) {
+        (Ok(Some(result)), _) => result,
+        (_, Some(f)) => f(&mut String::new()),
+        // `f` ran, so its result was returned above.
+        (_, None) => unreachable!("the key buffer's closure ran and returned"),
     }
-    result
 }
 
 #[cfg(test)]

@@ -115,6 +115,12 @@ impl Template {
     /// with `Display`; one with a spec goes through `format_args!` as written.
     pub fn render_into(&self) -> TokenStream {
         let p = quote!(::cached_kit::__private);
+        // Whether the text is printable ASCII without spaces: then only what the
+        // placeholders write decides whether the key rule must look at each character.
+        let text_plain = self.parts.iter().all(|part| match part {
+            Part::Text(text) => text.bytes().all(|b| b.is_ascii_graphic()),
+            Part::Arg { .. } => true,
+        });
         let steps = self.parts.iter().map(|part| match part {
             Part::Text(text) => quote! {
                 #p::std::string::String::push_str(__cache_out, #text);
@@ -122,7 +128,7 @@ impl Template {
             Part::Arg { index, spec: None } => {
                 let arg = &self.args[*index];
                 quote! {
-                    (&#p::KeyPart(&(#arg))).push_key(__cache_out)?;
+                    __cache_plain &= (&#p::KeyPart(&(#arg))).push_key(__cache_out)?;
                 }
             }
             Part::Arg {
@@ -134,15 +140,18 @@ impl Template {
                 quote! {
                     #p::std::fmt::Write::write_fmt(__cache_out, #p::std::format_args!(#format, #arg))
                         .map_err(#p::ArgKeyError::new)?;
+                    __cache_plain &= false;
                 }
             }
         });
         quote! {
-            |__cache_out: &mut #p::std::string::String| -> #p::std::result::Result<(), #p::ArgKeyError> {
+            |__cache_out: &mut #p::std::string::String| -> #p::std::result::Result<#p::std::primitive::bool, #p::ArgKeyError> {
                 #[allow(unused_imports)]
                 use #p::{KeyPartDisplay as _, KeyPartPlain as _};
+                #[allow(unused_mut)]
+                let mut __cache_plain: #p::std::primitive::bool = #text_plain;
                 #(#steps)*
-                #p::std::result::Result::Ok(())
+                #p::std::result::Result::Ok(__cache_plain)
             }
         }
     }

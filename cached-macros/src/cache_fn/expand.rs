@@ -597,7 +597,7 @@ fn key_expr(
             #(#types)*
             #(#consts)*
             #(#values)*
-            __cache_key.finish().map(::cached_kit::__private::std::mem::drop)
+            __cache_key.end()
         }
     };
     Some((appended, owned))

@@ -39,6 +39,7 @@ use std::future::{Future, Ready};
 use std::time::Duration;
 
 use crate::argkey::ArgKeyError;
+use crate::cache::read::ReadNow;
 use crate::cache::{Cache, Cacheable, ComputeOptions};
 use crate::config::CacheSlot;
 use crate::key::with_key_buf;
@@ -66,15 +67,19 @@ pub struct Spec {
 /// A predicate deciding whether a computed value is stored.
 pub type StoreIf<'a, T> = Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>;
 
-/// Where a call's key comes from: a template's `format_args!`, or a default key.
+/// Where a call's key comes from: the expansion's closure (a template's or a default
+/// key's), or `format_args!`.
 pub trait KeySource {
-    /// Appends the key to `out`.
-    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError>;
+    /// Appends the key to `out`. `Ok(true)` says that what was appended is known to be
+    /// printable ASCII without spaces (digits, identifiers, punctuation), so that the
+    /// key rule need not look at each character; `Ok(false)` that it may hold anything.
+    fn write_key(self, out: &mut String) -> Result<bool, ArgKeyError>;
 }
 
 impl KeySource for std::fmt::Arguments<'_> {
-    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError> {
-        std::fmt::Write::write_fmt(out, self).map_err(ArgKeyError::new)
+    fn write_key(self, out: &mut String) -> Result<bool, ArgKeyError> {
+        std::fmt::Write::write_fmt(out, self).map_err(ArgKeyError::new)?;
+        Ok(false)
     }
 }
 
@@ -87,17 +92,18 @@ impl KeySource for std::fmt::Arguments<'_> {
 /// ```
 /// use cached_core::__private::memoize::{KeyPart, KeyPartDisplay as _, KeyPartPlain as _};
 /// let mut out = String::new();
-/// (&KeyPart(&42u64)).push_key(&mut out).unwrap();
-/// (&KeyPart(&":")).push_key(&mut out).unwrap();
-/// (&KeyPart(&1.5f64)).push_key(&mut out).unwrap();
+/// assert!((&KeyPart(&42u64)).push_key(&mut out).unwrap(), "digits are plain");
+/// assert!(!(&KeyPart(&":")).push_key(&mut out).unwrap(), "text may hold anything");
+/// assert!(!(&KeyPart(&1.5f64)).push_key(&mut out).unwrap());
 /// assert_eq!(out, "42:1.5");
 /// ```
 pub struct KeyPart<'a, T: ?Sized>(pub &'a T);
 
 /// The plain path of [`KeyPart`]: integers and strings.
 pub trait KeyPartPlain {
-    /// Appends the value as `Display` writes it.
-    fn push_key(&self, out: &mut String) -> Result<(), ArgKeyError>;
+    /// Appends the value as `Display` writes it; `Ok(true)` when that is known to be
+    /// printable ASCII without spaces (as [`KeySource::write_key`]).
+    fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError>;
 }
 
 /// The general path of [`KeyPart`]: any `Display`.
@@ -105,8 +111,8 @@ pub trait KeyPartDisplay {
     /// The placeholder's type.
     type Target: ?Sized;
 
-    /// Appends the value with `Display`.
-    fn push_key(&self, out: &mut String) -> Result<(), ArgKeyError>
+    /// Appends the value with `Display` (`Ok(false)`: it may hold anything).
+    fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError>
     where
         Self::Target: std::fmt::Display;
 }
@@ -114,11 +120,12 @@ pub trait KeyPartDisplay {
 impl<T: ?Sized> KeyPartDisplay for &KeyPart<'_, T> {
     type Target = T;
 
-    fn push_key(&self, out: &mut String) -> Result<(), ArgKeyError>
+    fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError>
     where
         T: std::fmt::Display,
     {
-        std::fmt::Write::write_fmt(out, format_args!("{}", self.0)).map_err(ArgKeyError::new)
+        std::fmt::Write::write_fmt(out, format_args!("{}", self.0)).map_err(ArgKeyError::new)?;
+        Ok(false)
     }
 }
 
@@ -127,17 +134,17 @@ macro_rules! plain_key_parts {
         #[allow(clippy::unnecessary_cast)]
         impl KeyPartPlain for KeyPart<'_, $t> {
             #[inline]
-            fn push_key(&self, out: &mut String) -> Result<(), ArgKeyError> {
+            fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError> {
                 $push(out, *self.0 as $wide);
-                Ok(())
+                Ok(true)
             }
         }
         #[allow(clippy::unnecessary_cast)]
         impl KeyPartPlain for KeyPart<'_, &$t> {
             #[inline]
-            fn push_key(&self, out: &mut String) -> Result<(), ArgKeyError> {
+            fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError> {
                 $push(out, **self.0 as $wide);
-                Ok(())
+                Ok(true)
             }
         }
     )*};
@@ -150,9 +157,9 @@ macro_rules! str_key_parts {
     ($($t:ty),*) => {$(
         impl KeyPartPlain for KeyPart<'_, $t> {
             #[inline]
-            fn push_key(&self, out: &mut String) -> Result<(), ArgKeyError> {
+            fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError> {
                 out.push_str(self.0);
-                Ok(())
+                Ok(false)
             }
         }
     )*};
@@ -160,18 +167,18 @@ macro_rules! str_key_parts {
 
 str_key_parts!(str, &str, String, &String);
 
-/// A default key: the expansion's closure appends it (through
-/// [`ArgKey::append_to`](crate::__private::ArgKey::append_to)).
-impl<F: FnOnce(&mut String) -> Result<(), ArgKeyError>> KeySource for F {
-    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError> {
+/// The expansion's closure: a template's parts pushed in turn, or a default key appended
+/// through [`ArgKey::append_to`](crate::__private::ArgKey::append_to).
+impl<F: FnOnce(&mut String) -> Result<bool, ArgKeyError>> KeySource for F {
+    fn write_key(self, out: &mut String) -> Result<bool, ArgKeyError> {
         self(out)
     }
 }
 
 impl KeySource for Result<String, ArgKeyError> {
-    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError> {
+    fn write_key(self, out: &mut String) -> Result<bool, ArgKeyError> {
         out.push_str(&self?);
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -221,8 +228,13 @@ fn render(
 }
 
 fn render_key(out: &mut String, head_len: usize, key: impl KeySource) -> Result<(), ArgKeyError> {
-    key.write_key(out)?;
-    if !crate::key::is_safe(&out[head_len..]) {
+    let plain = key.write_key(out)?;
+    let written = &out[head_len..];
+    let safe = match plain {
+        true => crate::key::is_safe_plain(written),
+        false => crate::key::is_safe(written),
+    };
+    if !safe {
         let key = out.split_off(head_len);
         crate::key::push_safe_key(out, &key);
     }
@@ -270,15 +282,16 @@ pub fn lookup<T: Cacheable>(slot: &CacheSlot, spec: &Spec, key: impl KeySource) 
     }
 }
 
+#[inline]
 fn lookup_in<T: Cacheable>(cache: &Cache, spec: &Spec, key: impl KeySource) -> Lookup<T> {
     with_key_buf(|skey| {
         if let Err(e) = render(skey, cache, spec, key) {
             return Lookup::Miss(Missed(MissedBy::NoKey(e)));
         }
-        let read = match cache.fetch_now::<T>(skey, true) {
-            Some(Ok(Some(v))) => return Lookup::Hit(v),
-            Some(_) => true,
-            None => false,
+        let read = match cache.read_now::<T>(skey) {
+            ReadNow::Hit(v) => return Lookup::Hit(v),
+            ReadNow::Miss => true,
+            ReadNow::Later => false,
         };
         Lookup::Miss(Missed(MissedBy::Key {
             cache: cache.clone(),
@@ -646,7 +659,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_that_cannot_be_encoded_runs_the_body() {
         let cache = Cache::builder(DummyBackend::new()).build();
-        let refused = |_: &mut String| Err(ArgKeyError::new("refused"));
+        let refused = |_: &mut String| Err::<bool, _>(ArgKeyError::new("refused"));
         let Lookup::Miss(missed) = lookup_in::<u8>(&cache, &spec(), refused) else {
             panic!("no key, no hit");
         };
