@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use super::{Cache, Cacheable};
 use crate::backend::Value;
 use crate::key::{push_safe_key, with_key_buf};
-use crate::stats::bump;
+use crate::stats::Counter;
 use crate::CacheError;
 
 /// What [`Cache::read_now`] found.
@@ -141,7 +141,7 @@ impl Cache {
             if let Some(v) = obj.downcast_ref::<T>() {
                 let v = v.clone();
                 if count {
-                    bump(&self.counters().local().hits);
+                    self.counters().bump(Counter::Hits);
                     tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
                 }
                 return Ok(Some(v));
@@ -171,19 +171,19 @@ impl Cache {
     ) -> Option<T> {
         let counters = self.counters();
         let Some(value) = value else {
-            bump(&counters.local().misses);
+            counters.bump(Counter::Misses);
             tracing::trace!(cache = %self.inner.alias, key = skey, "cache miss");
             return None;
         };
         match self.decode_value(value) {
             Ok(v) => {
-                bump(&counters.local().hits);
+                counters.bump(Counter::Hits);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
                 Some(v)
             }
             Err(e) => {
-                bump(&counters.local().decode_errors);
-                bump(&counters.local().misses);
+                counters.bump(Counter::DecodeErrors);
+                counters.bump(Counter::Misses);
                 tracing::debug!(cache = %self.inner.alias, key = skey, error = %e,
                     "stored value does not decode; treated as a miss and overwritten");
                 None
