@@ -253,10 +253,11 @@ pub enum Lookup<T> {
 pub struct Missed(MissedBy);
 
 enum MissedBy {
-    /// The named cache could not be had: the body runs uncached.
-    NoCache(CacheError),
+    /// The named cache could not be had: the body runs uncached. (Boxed, as the other
+    /// rare case: what the hit path returns stays small.)
+    NoCache(Box<CacheError>),
     /// The key could not be rendered (an argument's `Serialize` failed): uncached too.
-    NoKey(ArgKeyError),
+    NoKey(Box<ArgKeyError>),
     /// The key, read (`read`: the backend answered a miss at once) or still to read
     /// (a backend that must be awaited).
     Key {
@@ -277,7 +278,7 @@ pub fn lookup<T: Cacheable>(slot: &CacheSlot, spec: &Spec, key: impl KeySource) 
         Some(cache) => lookup_in(cache, spec, key),
         None => match slot.get() {
             Ok(cache) => lookup_in(&cache, spec, key),
-            Err(e) => Lookup::Miss(Missed(MissedBy::NoCache(e))),
+            Err(e) => Lookup::Miss(Missed(MissedBy::NoCache(Box::new(e)))),
         },
     }
 }
@@ -286,7 +287,7 @@ pub fn lookup<T: Cacheable>(slot: &CacheSlot, spec: &Spec, key: impl KeySource) 
 fn lookup_in<T: Cacheable>(cache: &Cache, spec: &Spec, key: impl KeySource) -> Lookup<T> {
     with_key_buf(|skey| {
         if let Err(e) = render(skey, cache, spec, key) {
-            return Lookup::Miss(Missed(MissedBy::NoKey(e)));
+            return Lookup::Miss(Missed(MissedBy::NoKey(Box::new(e))));
         }
         let read = match cache.read_now::<T>(skey) {
             ReadNow::Hit(v) => return Lookup::Hit(v),
@@ -322,7 +323,7 @@ where
             return f().await;
         }
         MissedBy::NoKey(e) => {
-            log_uncached(spec.name, &key_error(spec.name, e));
+            log_uncached(spec.name, &key_error(spec.name, *e));
             return f().await;
         }
     };
@@ -524,8 +525,8 @@ pub trait Uncached<T> {
     /// A miss that [`memoize`](Uncached::memoize) answers by running the body.
     fn lookup(&self, slot: &CacheSlot, spec: &Spec, key: impl KeySource) -> Lookup<T> {
         let _ = (slot, key);
-        Lookup::Miss(Missed(MissedBy::NoCache(CacheError::UnknownCache(
-            spec.name.to_owned(),
+        Lookup::Miss(Missed(MissedBy::NoCache(Box::new(
+            CacheError::UnknownCache(spec.name.to_owned()),
         ))))
     }
 
