@@ -108,7 +108,7 @@ impl Owner {
             // Acquire: this thread continues the counts of the stripe's last owner.
             match OWNED.compare_exchange_weak(
                 owned,
-                owned | 1 << i,
+                owned | (1 << i),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
