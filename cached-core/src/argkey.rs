@@ -373,7 +373,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         Ok(())
     }
     fn serialize_i64(self, v: i64) -> Result<(), ArgKeyError> {
-        push_i64(self.out, i64::from(v));
+        push_i64(self.out, v);
         Ok(())
     }
     fn serialize_i128(self, v: i128) -> Result<(), ArgKeyError> {
@@ -392,7 +392,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         Ok(())
     }
     fn serialize_u64(self, v: u64) -> Result<(), ArgKeyError> {
-        push_u64(self.out, u64::from(v));
+        push_u64(self.out, v);
         Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), ArgKeyError> {

@@ -51,7 +51,7 @@ impl CacheStats {
 /// the stripes. Threads beyond the number of stripes share one more stripe, counted
 /// with atomic increments. The sum is exact once the counting threads are done (and
 /// always for the thread that reads it).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// `STRIPES` owned stripes, then the shared one.
     stripes: Box<[Stripe; STRIPES + 1]>,
@@ -79,15 +79,6 @@ pub(crate) enum Counter {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Stripe([AtomicU64; 7]);
-
-impl Default for Counters {
-    fn default() -> Self {
-        Self {
-            stripes: Box::default(),
-            errors_log: RateLimited::default(),
-        }
-    }
-}
 
 /// The stripes threads own: bit `i` set while a thread owns stripe `i`.
 static OWNED: AtomicU64 = AtomicU64::new(0);
