@@ -183,8 +183,8 @@ impl KeySource for Result<String, ArgKeyError> {
 }
 
 /// The stored key of one call, `{key_prefix}:{version}:{key}` (the [`key`](crate::key)
-/// rule applied), as an owned string (the companions `name_invalidate` and
-/// `name_refresh` use it; the memoized call renders its key in [`lookup`]).
+/// rule applied), as an owned string, for code that needs the stored key itself (the
+/// memoized call renders its key into a reused buffer in [`lookup`]).
 ///
 /// ```
 /// use cached_core::__private::memoize::{stored_key, Spec};
