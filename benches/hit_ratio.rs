@@ -1,9 +1,11 @@
 //! P6: the hit ratio of `#[cache_fn]` on a skewed workload.
 //!
 //! Zipf(0.9) over 100,000 keys, a memory cache bounded to 1,000 entries, 1,000,000
-//! calls. Target ≥ 40% (moka's TinyLFU by hand: 43%; an LRU of the same size: 34%).
-//! An exact LRU of the same capacity runs over the same key sequence beside it, as the
-//! anchor. Run: `cargo bench --bench hit_ratio`.
+//! calls. Target ≥ 43% (SPEC §15; an LRU of the same size: 34%). An exact LRU of the
+//! same capacity runs over the same key sequence beside it, as the anchor, and so do
+//! the two memory engines that were measured for the backend, by hand: moka (TinyLFU)
+//! and quick_cache (S3-FIFO, the one the memory backend uses).
+//! Run: `cargo bench --bench hit_ratio`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -49,6 +51,47 @@ impl Zipf {
     }
 }
 
+/// moka's sync cache (TinyLFU admission) over the same sequence, by hand.
+fn moka_hit_ratio(keys: &[u64], capacity: u64) -> f64 {
+    let cache: moka::sync::Cache<u64, u64> = moka::sync::Cache::new(capacity);
+    let mut hits = 0usize;
+    for &k in keys {
+        if cache.get(&k).is_some() {
+            hits += 1;
+        } else {
+            cache.insert(k, k);
+        }
+    }
+    hits as f64 / keys.len() as f64
+}
+
+/// quick_cache (S3-FIFO) over the same sequence, by hand, with `shards` shards
+/// (`None`: its default, four per core).
+fn quick_cache_hit_ratio(keys: &[u64], capacity: u64, shards: Option<usize>) -> f64 {
+    let mut options = quick_cache::OptionsBuilder::new();
+    options
+        .estimated_items_capacity(capacity as usize)
+        .weight_capacity(capacity);
+    if let Some(n) = shards {
+        options.shards(n);
+    }
+    let cache: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::with_options(
+        options.build().expect("valid options"),
+        quick_cache::UnitWeighter,
+        quick_cache::DefaultHashBuilder::default(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    );
+    let mut hits = 0usize;
+    for &k in keys {
+        if cache.get(&k).is_some() {
+            hits += 1;
+        } else {
+            cache.insert(k, k);
+        }
+    }
+    hits as f64 / keys.len() as f64
+}
+
 /// An exact LRU over the same sequence: the anchor a naive cache would reach.
 fn lru_hit_ratio(keys: &[u64], capacity: usize) -> f64 {
     let mut last_use: HashMap<u64, usize> = HashMap::with_capacity(capacity * 2);
@@ -91,16 +134,29 @@ fn main() {
     let lru = lru_hit_ratio(&keys, CAPACITY as usize);
     println!("P6 hit ratio, Zipf({EXPONENT}) over {KEYS} keys, capacity {CAPACITY}, {CALLS} calls");
     println!(
-        "  #[cache_fn] (moka TinyLFU): {:.1}%  ({} hits, {} misses, {} evictions, {:.2?})",
+        "  #[cache_fn] (memory backend): {:.1}%  ({} hits, {} misses, {} evictions, {:.2?})",
         ours * 100.0,
         stats.hits,
         stats.misses,
         stats.evictions,
         elapsed
     );
-    println!("  exact LRU, same sequence:  {:.1}%", lru * 100.0);
+    println!("  exact LRU, same sequence:    {:.1}%", lru * 100.0);
+    println!("  the candidate engines by hand, same sequence and capacity:");
     println!(
-        "  target: >= 40%  -> {}",
-        if ours >= 0.40 { "met" } else { "NOT met" }
+        "    moka sync (TinyLFU):                  {:.1}%",
+        moka_hit_ratio(&keys, CAPACITY) * 100.0
+    );
+    println!(
+        "    quick_cache (S3-FIFO), default shards: {:.1}%",
+        quick_cache_hit_ratio(&keys, CAPACITY, None) * 100.0
+    );
+    println!(
+        "    quick_cache (S3-FIFO), one shard:      {:.1}%",
+        quick_cache_hit_ratio(&keys, CAPACITY, Some(1)) * 100.0
+    );
+    println!(
+        "  target: >= 43%  -> {}",
+        if ours >= 0.43 { "met" } else { "NOT met" }
     );
 }

@@ -135,14 +135,15 @@ pub mod __private {
 
     // `#[cache_fn]` and `#[cache_evict]`.
     pub use cached_core::__private::memoize::{
-        assert_cacheable, block_on, evict, infallible, invalidate, is_some, memoize, ready,
-        ready_ok, refresh, stored_key, succeeded, ttl, Probe, Spec, Uncached, ViaCache,
+        assert_cacheable, block_on, evict, infallible, invalidate, is_some, lookup, memoize, ready,
+        ready_ok, refresh, stored_key, succeeded, ttl, KeyPart, KeyPartDisplay, KeyPartPlain,
+        Lookup, Missed, Probe, Spec, Uncached, ViaCache,
     };
     // `#[cache_fn(tags = .., stale = ..)]`.
     pub use cached_core::__private::memoize::{
         borrow_store_if, no_store_if, predicate, stale_arg, UncachedFresh, ViaCacheFresh,
     };
-    pub use cached_core::__private::{ArgKey, CacheSlot, KeyArg};
+    pub use cached_core::__private::{ArgKey, ArgKeyError, CacheSlot, KeyArg};
     pub use cached_core::CacheError;
 
     /// Resolves a named cache for generated code.
@@ -155,7 +156,11 @@ pub mod __private {
 
     /// Adds an argument to a default key (a function, so that a type that cannot be
     /// keyed is reported on the argument).
-    pub fn key_arg<T: KeyArg + ?Sized>(key: &mut ArgKey, value: &T) {
+    pub fn key_arg<O, T>(key: &mut ArgKey<O>, value: &T)
+    where
+        O: std::borrow::BorrowMut<String>,
+        T: KeyArg + ?Sized,
+    {
         key.arg(value);
     }
 }

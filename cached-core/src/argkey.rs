@@ -33,9 +33,14 @@
 //! assert_eq!(key.finish().unwrap(), r#"shop::search<u32>("lamp",Some(2),[1,2,3])"#);
 //! ```
 
+use std::borrow::BorrowMut;
 use std::fmt::{self, Write as _};
 
 use serde::ser::{self, Serialize};
+
+// Integers are written by hand, the same digits `Display` writes (pinned by the tests
+// here and by `tests/key_stability.rs`): default keys are rendered on every call.
+use crate::key::{push_i64, push_u64};
 
 /// A value that can be part of a default cache key: anything `Serialize`.
 ///
@@ -96,6 +101,10 @@ impl ser::Error for ArgKeyError {
 
 /// Builds a default key: a path, then type parameters, then arguments.
 ///
+/// It writes into a `String` of its own ([`ArgKey::new`]) or appends to one given
+/// ([`ArgKey::append_to`]: the hit path of `#[cache_fn]` renders the key straight after
+/// the stored key's head, in a buffer it reuses).
+///
 /// ```
 /// use cached_core::__private::ArgKey;
 /// let mut key = ArgKey::new("app::report");
@@ -103,12 +112,20 @@ impl ser::Error for ArgKeyError {
 /// key.arg(&"march");
 /// assert_eq!(key.finish().unwrap(), r#"app::report(3,"march")"#);
 /// assert_eq!(ArgKey::new("app::all").finish().unwrap(), "app::all()");
+///
+/// let mut out = String::from(":1:");
+/// let mut key = ArgKey::append_to(&mut out, "app::report");
+/// key.arg(&3u8);
+/// key.finish().unwrap();
+/// assert_eq!(out, ":1:app::report(3)");
 /// ```
 #[derive(Debug)]
-pub struct ArgKey {
-    out: String,
+pub struct ArgKey<O = String> {
+    out: O,
     types: usize,
     args: usize,
+    /// Whether everything written so far is printable ASCII without spaces.
+    plain: bool,
     error: Option<ArgKeyError>,
 }
 
@@ -117,12 +134,7 @@ impl ArgKey {
     pub fn new(path: &str) -> Self {
         let mut out = String::with_capacity(path.len() + 32);
         out.push_str(path);
-        Self {
-            out,
-            types: 0,
-            args: 0,
-            error: None,
-        }
+        Self::over(out)
     }
 
     /// A key starting with `{type}::{name}`, for methods (the type is `Self`).
@@ -139,6 +151,49 @@ impl ArgKey {
         key.out.push_str(name);
         key
     }
+}
+
+impl<'a> ArgKey<&'a mut String> {
+    /// A key appended to `out`, starting with `path`.
+    pub fn append_to(out: &'a mut String, path: &str) -> Self {
+        out.push_str(path);
+        Self::over(out)
+    }
+
+    /// A method's key appended to `out`: `{type}::{name}` (the type is `Self`).
+    pub fn method_append_to<S: ?Sized>(out: &'a mut String, name: &str) -> Self {
+        out.push_str(std::any::type_name::<S>());
+        out.push_str("::");
+        out.push_str(name);
+        let mut key = Self::over(out);
+        // A type's name may hold spaces (`(u8, char)`).
+        key.plain = false;
+        key
+    }
+
+    /// Finishes the key appended; `Ok(true)` when it is known to be printable ASCII
+    /// without spaces (no text, character or type name in it), so that the key rule
+    /// need not look at each character.
+    pub fn end(self) -> Result<bool, ArgKeyError> {
+        let plain = self.plain;
+        self.finish().map(|_| plain)
+    }
+}
+
+impl<O: BorrowMut<String>> ArgKey<O> {
+    fn over(out: O) -> Self {
+        Self {
+            out,
+            types: 0,
+            args: 0,
+            plain: true,
+            error: None,
+        }
+    }
+
+    fn out(&mut self) -> &mut String {
+        self.out.borrow_mut()
+    }
 
     /// Adds a type parameter (its `std::any::type_name`). Type parameters must all be
     /// added before the first argument.
@@ -152,38 +207,48 @@ impl ArgKey {
     }
 
     fn type_name(&mut self, name: &str) {
-        self.out.push(if self.types == 0 { '<' } else { ',' });
-        self.out.push_str(name);
+        self.plain = false;
+        let open = self.types == 0;
+        let out = self.out();
+        out.push(if open { '<' } else { ',' });
+        out.push_str(name);
         self.types += 1;
     }
 
     /// Adds an argument.
     pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
-        if self.types > 0 && self.args == 0 {
-            self.out.push('>');
+        let (types, args) = (self.types, self.args);
+        let out = self.out.borrow_mut();
+        if types > 0 && args == 0 {
+            out.push('>');
         }
-        self.out.push(if self.args == 0 { '(' } else { ',' });
+        out.push(if args == 0 { '(' } else { ',' });
         self.args += 1;
         if self.error.is_some() {
             return;
         }
-        if let Err(e) = value.serialize(&mut Encoder { out: &mut self.out }) {
+        let mut enc = Encoder { out, plain: true };
+        if let Err(e) = value.serialize(&mut enc) {
             self.error = Some(e);
         }
+        self.plain &= enc.plain;
     }
 
-    /// The key, or the error of an argument whose `Serialize` failed.
-    pub fn finish(mut self) -> Result<String, ArgKeyError> {
-        if let Some(e) = self.error {
+    /// The key (its output, now holding the key), or the error of an argument whose
+    /// `Serialize` failed.
+    pub fn finish(mut self) -> Result<O, ArgKeyError> {
+        if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if self.types > 0 && self.args == 0 {
-            self.out.push('>');
+        let (types, args) = (self.types, self.args);
+        let out = self.out();
+        if types > 0 && args == 0 {
+            out.push('>');
         }
-        if self.args == 0 {
-            self.out.push('(');
+        if args == 0 {
+            out.push('(');
         }
-        self.out.push(')');
+        out.push(')');
         Ok(self.out)
     }
 }
@@ -199,12 +264,18 @@ impl ArgKey {
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, ArgKeyError> {
     let mut out = String::new();
-    value.serialize(&mut Encoder { out: &mut out })?;
+    value.serialize(&mut Encoder {
+        out: &mut out,
+        plain: true,
+    })?;
     Ok(out)
 }
 
 struct Encoder<'a> {
     out: &'a mut String,
+    /// Cleared when text that may hold anything (a string, a character, a name) is
+    /// written: digits, `true`, `None` and the encoding's punctuation are plain.
+    plain: bool,
 }
 
 impl Encoder<'_> {
@@ -213,6 +284,15 @@ impl Encoder<'_> {
     }
 
     fn quoted(&mut self, s: &str, quote: char) {
+        self.plain = false;
+        // Nothing to escape (the usual case): one copy. `quote` is ASCII, so comparing
+        // bytes finds exactly the characters the loop below escapes.
+        if !s.bytes().any(|b| char::from(b) == quote || b == b'\\') {
+            self.out.push(quote);
+            self.out.push_str(s);
+            self.out.push(quote);
+            return;
+        }
         self.out.push(quote);
         for c in s.chars() {
             if c == quote || c == '\\' {
@@ -281,31 +361,39 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         Ok(())
     }
     fn serialize_i8(self, v: i8) -> Result<(), ArgKeyError> {
-        self.display(v)
+        push_i64(self.out, i64::from(v));
+        Ok(())
     }
     fn serialize_i16(self, v: i16) -> Result<(), ArgKeyError> {
-        self.display(v)
+        push_i64(self.out, i64::from(v));
+        Ok(())
     }
     fn serialize_i32(self, v: i32) -> Result<(), ArgKeyError> {
-        self.display(v)
+        push_i64(self.out, i64::from(v));
+        Ok(())
     }
     fn serialize_i64(self, v: i64) -> Result<(), ArgKeyError> {
-        self.display(v)
+        push_i64(self.out, v);
+        Ok(())
     }
     fn serialize_i128(self, v: i128) -> Result<(), ArgKeyError> {
         self.display(v)
     }
     fn serialize_u8(self, v: u8) -> Result<(), ArgKeyError> {
-        self.display(v)
+        push_u64(self.out, u64::from(v));
+        Ok(())
     }
     fn serialize_u16(self, v: u16) -> Result<(), ArgKeyError> {
-        self.display(v)
+        push_u64(self.out, u64::from(v));
+        Ok(())
     }
     fn serialize_u32(self, v: u32) -> Result<(), ArgKeyError> {
-        self.display(v)
+        push_u64(self.out, u64::from(v));
+        Ok(())
     }
     fn serialize_u64(self, v: u64) -> Result<(), ArgKeyError> {
-        self.display(v)
+        push_u64(self.out, v);
+        Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), ArgKeyError> {
         self.display(v)
@@ -360,6 +448,8 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         _index: u32,
         variant: &'static str,
     ) -> Result<(), ArgKeyError> {
+        // Serde may rename a variant to anything.
+        self.plain = false;
         self.out.push_str(variant);
         Ok(())
     }
@@ -377,6 +467,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), ArgKeyError> {
+        self.plain = false;
         self.out.push_str(variant);
         self.out.push('(');
         value.serialize(&mut *self)?;
@@ -403,6 +494,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a, 'b>, ArgKeyError> {
+        self.plain = false;
         self.out.push_str(variant);
         Ok(self.compound('(', ')'))
     }
@@ -427,6 +519,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a, 'b>, ArgKeyError> {
+        self.plain = false;
         self.out.push_str(variant);
         Ok(self.compound('(', ')'))
     }
@@ -520,15 +613,23 @@ impl ser::SerializeMap for MapEncoder<'_, '_> {
     type Error = ArgKeyError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), ArgKeyError> {
         self.current.clear();
-        key.serialize(&mut Encoder {
+        let mut enc = Encoder {
             out: &mut self.current,
-        })?;
+            plain: true,
+        };
+        key.serialize(&mut enc)?;
+        self.enc.plain &= enc.plain;
         self.current.push(':');
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
         let mut entry = std::mem::take(&mut self.current);
-        value.serialize(&mut Encoder { out: &mut entry })?;
+        let mut enc = Encoder {
+            out: &mut entry,
+            plain: true,
+        };
+        value.serialize(&mut enc)?;
+        self.enc.plain &= enc.plain;
         self.entries.push(entry);
         Ok(())
     }
@@ -662,6 +763,73 @@ mod tests {
         k.type_of(&1.5f32);
         k.arg(&1.5f32);
         assert_eq!(k.finish().unwrap(), "m::h<f32>(1.5)");
+    }
+
+    #[test]
+    fn the_fast_paths_write_what_display_and_the_escaping_loop_write() {
+        for n in [0i64, -1, 7, -128, 127, i64::MIN, i64::MAX, 1_000_000] {
+            assert_eq!(encode(&n).unwrap(), n.to_string());
+            if let Ok(small) = i8::try_from(n) {
+                assert_eq!(encode(&small).unwrap(), n.to_string());
+            }
+        }
+        for n in [0u64, 9, 10, 255, 65_535, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(encode(&n).unwrap(), n.to_string());
+        }
+        assert_eq!(encode(&u8::MAX).unwrap(), "255");
+        assert_eq!(encode(&i16::MIN).unwrap(), "-32768");
+        assert_eq!(encode(&"plain").unwrap(), r#""plain""#);
+        assert_eq!(encode(&"é \\ \"q\" '").unwrap(), r#""é \\ \"q\" '""#);
+        assert_eq!(encode(&'"').unwrap(), r#"'"'"#);
+        assert_eq!(encode(&'\\').unwrap(), r"'\\'");
+    }
+
+    #[test]
+    fn only_keys_without_text_or_names_are_plain() {
+        let plain = |f: &dyn Fn(&mut ArgKey<&mut String>)| {
+            let mut out = String::new();
+            let mut key = ArgKey::append_to(&mut out, "m::f");
+            f(&mut key);
+            key.end().unwrap()
+        };
+        assert!(plain(&|k| k.arg(&42u64)));
+        assert!(plain(&|k| k.arg(&(
+            1i8,
+            -2.5f64,
+            true,
+            None::<u8>,
+            vec![1u8, 2]
+        ))));
+        assert!(plain(&|k| {
+            let map: BTreeMap<u8, u8> = [(1, 2)].into();
+            k.arg(&map);
+        }));
+        assert!(!plain(&|k| k.arg(&"a b")));
+        assert!(!plain(&|k| k.arg(&'x')));
+        assert!(!plain(&|k| k.arg(&Sort::Asc)));
+        assert!(!plain(&|k| {
+            let map: BTreeMap<&str, u8> = [("a b", 2)].into();
+            k.arg(&map);
+        }));
+        assert!(!plain(&|k| k.ty::<(u8, char)>()));
+        let mut out = String::new();
+        let key = ArgKey::method_append_to::<(u8, char)>(&mut out, "f");
+        assert!(!key.end().unwrap());
+    }
+
+    #[test]
+    fn a_key_appended_to_a_buffer_is_the_key_it_would_own() {
+        let mut owned = ArgKey::new("m::f");
+        owned.ty::<u8>();
+        owned.arg(&"x");
+        owned.arg(&-3i32);
+        let mut out = String::from(":1:");
+        let mut appended = ArgKey::append_to(&mut out, "m::f");
+        appended.ty::<u8>();
+        appended.arg(&"x");
+        appended.arg(&-3i32);
+        appended.finish().unwrap();
+        assert_eq!(format!(":1:{}", owned.finish().unwrap()), out);
     }
 
     #[test]

@@ -16,13 +16,13 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::codec::Codec;
 use crate::key::{key_head, push_safe_key};
-use crate::stats::{bump, CacheStats, Counters};
+use crate::stats::{CacheStats, Counter, Counters};
 use crate::CacheError;
 
 mod builder;
 pub(crate) mod compute;
 mod fresh;
-mod read;
+pub(crate) mod read;
 mod tags;
 mod value;
 mod write;
@@ -209,7 +209,7 @@ impl Cache {
     /// Counts and (rate-limited) logs a backend error; returns it for propagation.
     pub(crate) fn record_error(&self, op: &'static str, key: &str, err: CacheError) -> CacheError {
         let counters = self.counters();
-        bump(&counters.errors);
+        counters.bump(Counter::Errors);
         tracing::trace!(cache = %self.inner.alias, op, key, error = %err, "cache operation failed");
         if let Some(suppressed) = counters.errors_log.allow() {
             // Keys stay out of WARN lines: they may hold user data.

@@ -16,7 +16,7 @@
 //!
 //! | URL | backend |
 //! |---|---|
-//! | `memory://?max_entries=10000` or `memory://?max_bytes=67108864` | in-memory (moka), feature `memory` |
+//! | `memory://?max_entries=10000` or `memory://?max_bytes=67108864` | in-memory (quick_cache), feature `memory` |
 //! | `dummy://` | stores nothing |
 //! | `redis://[user:pass@]host:6379/0` | Redis, feature `redis` |
 //! | `rediss://host:6380/0` | Redis over TLS, feature `redis-tls` |

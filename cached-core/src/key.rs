@@ -64,7 +64,18 @@ pub fn push_safe_key(out: &mut String, key: &str) {
 
 /// Whether `key` is stored as written.
 pub fn is_safe(key: &str) -> bool {
-    key.len() <= MAX_KEY_LEN && !key.chars().any(is_unsafe_char) && !looks_digested(key)
+    key.len() <= MAX_KEY_LEN && chars_are_safe(key) && !looks_digested(key)
+}
+
+/// No whitespace and no control character in `key`. Every call's key goes through
+/// this, so printable ASCII (`!` to `~`, the usual case) is told apart with a branch-free
+/// pass over the bytes, which the compiler vectorizes; anything else is decided
+/// character by character.
+fn chars_are_safe(key: &str) -> bool {
+    let printable = key.bytes().fold(true, |all, b| {
+        all & (b.wrapping_sub(b'!') < b'~' - b'!' + 1)
+    });
+    printable || !key.chars().any(is_unsafe_char)
 }
 
 fn is_unsafe_char(c: char) -> bool {
@@ -93,19 +104,56 @@ pub fn hex_digest(data: &[u8], len: usize) -> String {
     out
 }
 
-fn push_u32(out: &mut String, mut n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+pub(crate) fn push_u32(out: &mut String, n: u32) {
+    push_u64(out, u64::from(n));
+}
+
+/// Appends `n` in decimal, exactly as `Display` writes it, without the formatting
+/// machinery (keys are rendered on every call).
+#[inline]
+pub(crate) fn push_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Appends `n` in decimal, exactly as `Display` writes it.
+#[inline]
+pub(crate) fn push_i64(out: &mut String, n: i64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Whether a key known to hold only printable ASCII without spaces (digits, identifiers,
+/// the punctuation of an encoding) is stored as written: the cheap part of [`is_safe`].
+pub(crate) fn is_safe_plain(key: &str) -> bool {
+    key.len() <= MAX_KEY_LEN && !looks_digested(key)
+}
+
+thread_local! {
+    /// A buffer per thread where the stored key of a read is rendered, so that a hit
+    /// allocates nothing for its key.
+    static KEY_BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` with this thread's key buffer, empty. Re-entrant: a key rendered while the
+/// buffer is in use (a `Display` that reads the cache itself) gets a fresh one.
+#[inline]
+pub(crate) fn with_key_buf<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    let mut f = Some(f);
+    let done = KEY_BUF.try_with(|buf| {
+        let mut buf = buf.try_borrow_mut().ok()?;
+        buf.clear();
+        let f = f.take()?;
+        let result = f(&mut buf);
+        // A buffer grown by a huge key is not kept.
+        if buf.capacity() > 4 * MAX_KEY_LEN {
+            *buf = String::new();
         }
-    }
-    for &b in &buf[i..] {
-        out.push(b as char);
+        Some(result)
+    });
+    match (done, f) {
+        (Ok(Some(result)), _) => result,
+        (_, Some(f)) => f(&mut String::new()),
+        // `f` ran, so its result was returned above.
+        (_, None) => unreachable!("the key buffer's closure ran and returned"),
     }
 }
 
@@ -157,6 +205,65 @@ mod tests {
         let literal = digested.trim_start_matches(":1:");
         assert!(looks_digested(literal));
         assert_ne!(make_key("", 1, literal), digested);
+    }
+
+    #[test]
+    fn the_fast_character_check_agrees_with_the_exact_one() {
+        let exact = |k: &str| !k.chars().any(is_unsafe_char);
+        for k in [
+            "",
+            "a",
+            "product:42",
+            "~!",
+            "a b",
+            "a\x7fb",
+            "a\u{85}b",
+            "é",
+            "a\u{2028}b",
+            "\u{a0}",
+            "日本",
+            "x\u{0}",
+        ] {
+            assert_eq!(chars_are_safe(k), exact(k), "{k:?}");
+        }
+        for b in 0u8..=0x7f {
+            let k = format!("ab{}cd", char::from(b));
+            assert_eq!(chars_are_safe(&k), exact(&k), "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let mut samples = vec![0, 1, 9, 10, 99, 100, 101, 999, 1000, u64::MAX, u64::MAX - 1];
+        samples.extend((0..64).map(|s| 1u64 << s));
+        samples.extend((0..20).map(|e| 10u64.saturating_pow(e)));
+        samples.extend((0..20).map(|e| 10u64.saturating_pow(e).wrapping_sub(1)));
+        for n in samples {
+            let mut out = String::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        for n in [0, -1, 1, -10, i64::MIN, i64::MAX, i64::MIN + 1] {
+            let mut out = String::new();
+            push_i64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
+
+    #[test]
+    fn the_key_buffer_is_reentrant() {
+        let outer = with_key_buf(|a| {
+            a.push_str("outer");
+            let inner = with_key_buf(|b| {
+                assert!(b.is_empty());
+                b.push_str("inner");
+                b.clone()
+            });
+            a.push_str(&inner);
+            a.clone()
+        });
+        assert_eq!(outer, "outerinner");
+        with_key_buf(|b| assert!(b.is_empty()));
     }
 
     #[test]

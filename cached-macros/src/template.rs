@@ -17,6 +17,16 @@ pub struct Template {
     lit: LitStr,
     format: String,
     args: Vec<Expr>,
+    /// The template in order, for [`render_into`](Template::render_into).
+    parts: Vec<Part>,
+}
+
+/// A piece of a template.
+enum Part {
+    /// Literal text (braces unescaped).
+    Text(String),
+    /// A placeholder: `args[index]`, with its format spec (`05` in `{id:05}`).
+    Arg { index: usize, spec: Option<String> },
 }
 
 impl Template {
@@ -36,16 +46,20 @@ impl Template {
         let err = |msg: String| syn::Error::new_spanned(lit, msg);
         let mut format = String::with_capacity(text.len());
         let mut args = Vec::new();
+        let mut parts = Vec::new();
+        let mut literal = String::new();
         let mut chars = text.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
             match c {
                 '{' if chars.peek().map(|&(_, c)| c) == Some('{') => {
                     chars.next();
                     format.push_str("{{");
+                    literal.push('{');
                 }
                 '}' if chars.peek().map(|&(_, c)| c) == Some('}') => {
                     chars.next();
                     format.push_str("}}");
+                    literal.push('}');
                 }
                 '}' => {
                     return Err(err(format!(
@@ -72,6 +86,13 @@ impl Template {
                         None => (inner.trim(), None),
                     };
                     let expr = placeholder(path, info, fn_name, what).map_err(err)?;
+                    if !literal.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Arg {
+                        index: args.len(),
+                        spec: spec.map(str::to_owned),
+                    });
                     args.push(expr);
                     format.push('{');
                     if let Some(spec) = spec {
@@ -80,22 +101,69 @@ impl Template {
                     }
                     format.push('}');
                 }
-                c => format.push(c),
+                c => {
+                    format.push(c);
+                    literal.push(c);
+                }
             }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
         }
         Ok(Template {
             lit: lit.clone(),
             format,
             args,
+            parts,
         })
     }
 
-    /// An expression of type `fmt::Arguments`: the key, not yet rendered (for use
-    /// inline, as an argument of a call).
-    pub fn render_args(&self) -> TokenStream {
-        let format = LitStr::new(&self.format, self.lit.span());
-        let args = &self.args;
-        quote! { ::cached_kit::__private::std::format_args!(#format, #(#args),*) }
+    /// A closure `|out: &mut String| -> Result<(), ArgKeyError>` appending the rendered
+    /// key to `out`: the text as is, and each placeholder as `Display` writes it. A
+    /// placeholder without a format spec goes through `KeyPart`, which writes integers
+    /// and strings without the formatting machinery (the same text) and anything else
+    /// with `Display`; one with a spec goes through `format_args!` as written.
+    pub fn render_into(&self) -> TokenStream {
+        let p = quote!(::cached_kit::__private);
+        // Whether the text is printable ASCII without spaces: then only what the
+        // placeholders write decides whether the key rule must look at each character.
+        let text_plain = self.parts.iter().all(|part| match part {
+            Part::Text(text) => text.bytes().all(|b| b.is_ascii_graphic()),
+            Part::Arg { .. } => true,
+        });
+        let steps = self.parts.iter().map(|part| match part {
+            Part::Text(text) => quote! {
+                #p::std::string::String::push_str(__cache_out, #text);
+            },
+            Part::Arg { index, spec: None } => {
+                let arg = &self.args[*index];
+                quote! {
+                    __cache_plain &= (&#p::KeyPart(&(#arg))).push_key(__cache_out)?;
+                }
+            }
+            Part::Arg {
+                index,
+                spec: Some(spec),
+            } => {
+                let arg = &self.args[*index];
+                let format = LitStr::new(&format!("{{:{spec}}}"), self.lit.span());
+                quote! {
+                    #p::std::fmt::Write::write_fmt(__cache_out, #p::std::format_args!(#format, #arg))
+                        .map_err(#p::ArgKeyError::new)?;
+                    __cache_plain &= false;
+                }
+            }
+        });
+        quote! {
+            |__cache_out: &mut #p::std::string::String| -> #p::std::result::Result<#p::std::primitive::bool, #p::ArgKeyError> {
+                #[allow(unused_imports)]
+                use #p::{KeyPartDisplay as _, KeyPartPlain as _};
+                #[allow(unused_mut)]
+                let mut __cache_plain: #p::std::primitive::bool = #text_plain;
+                #(#steps)*
+                #p::std::result::Result::Ok(__cache_plain)
+            }
+        }
     }
 
     /// An expression of type `String`: the rendered key.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::{Cache, Cacheable};
 use crate::log::RateLimited;
-use crate::stats::bump;
+use crate::stats::Counter;
 
 pub(crate) mod flight;
 pub(crate) mod lock;
@@ -232,7 +232,7 @@ impl Cache {
                     return result;
                 }
                 Joined::Follower(rx) => {
-                    bump(&self.counters().coalesced_waits);
+                    self.counters().bump(Counter::CoalescedWaits);
                     match follow(rx).await {
                         Outcome::Value(v) => return Ok(v),
                         // The leader's error was its own: run this caller's body now,

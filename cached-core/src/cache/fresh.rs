@@ -37,7 +37,7 @@ use super::value::backend_ttl;
 use super::{Cache, Cacheable, FOREVER};
 use crate::backend::Value;
 use crate::codec::{fingerprint, is_envelope, DecodeError, ENVELOPE, LAYOUT_VERSION};
-use crate::stats::bump;
+use crate::stats::Counter;
 use crate::CacheError;
 
 /// An entry with freshness data, as in-process backends keep it.
@@ -225,7 +225,7 @@ impl Cache {
         };
         match self.inner.backend.set(skey, encoded, lifetime).await {
             Ok(()) => {
-                bump(&self.counters().sets);
+                self.counters().bump(Counter::Sets);
                 Ok(())
             }
             Err(e) => Err(self.record_error("set", skey, e)),
@@ -355,16 +355,16 @@ impl Cache {
         let counters = self.counters();
         match read {
             Lookup::Fresh(_) => {
-                bump(&counters.hits);
+                counters.bump(Counter::Hits);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
             }
             Lookup::Stale(_) if serve_stale => {
-                bump(&counters.hits);
-                bump(&counters.stale_hits);
+                counters.bump(Counter::Hits);
+                counters.bump(Counter::StaleHits);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit, stale");
             }
             Lookup::Stale(_) | Lookup::Miss => {
-                bump(&counters.misses);
+                counters.bump(Counter::Misses);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache miss");
             }
         }
@@ -372,8 +372,8 @@ impl Cache {
 
     fn count_undecodable(&self, skey: &str, e: &DecodeError) {
         let counters = self.counters();
-        bump(&counters.decode_errors);
-        bump(&counters.misses);
+        counters.bump(Counter::DecodeErrors);
+        counters.bump(Counter::Misses);
         tracing::debug!(cache = %self.inner.alias, key = skey, error = %e,
             "stored value does not decode; treated as a miss and overwritten");
     }

@@ -2,21 +2,46 @@
 //! shares.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use super::{Cache, Cacheable};
 use crate::backend::Value;
-use crate::stats::bump;
+use crate::key::{push_safe_key, with_key_buf};
+use crate::stats::Counter;
 use crate::CacheError;
+
+/// What [`Cache::read_now`] found.
+pub(crate) enum ReadNow<T> {
+    /// The value, counted as a hit.
+    Hit(T),
+    /// No value: absent, undecodable (counted as a miss) or a backend error (recorded).
+    Miss,
+    /// The backend must be awaited.
+    Later,
+}
 
 impl Cache {
     /// The value under `key`, or `None` when absent, expired, or not decodable as `T`
     /// (a decode error counts in `stats().decode_errors` and the value is overwritten by
     /// the next store).
     pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, CacheError> {
-        let skey = self.make_key(key);
-        match self.fetch_now(&skey, true) {
-            Some(read) => read,
-            None => self.fetch(&skey, true).await,
+        // The stored key is rendered into this thread's reused buffer and read at once
+        // where the backend can (in-memory caches); it is copied out only for a backend
+        // that must be awaited.
+        let skey = with_key_buf(|skey| {
+            skey.push_str(&self.inner.head);
+            push_safe_key(skey, key);
+            match self.fetch_now(skey, true) {
+                Some(read) => ControlFlow::Break(read),
+                None => ControlFlow::Continue(skey.clone()),
+            }
+        });
+        match skey {
+            ControlFlow::Break(read) => read,
+            ControlFlow::Continue(skey) => {
+                let read = self.inner.backend.get(&skey).await;
+                self.decoded(&skey, true, read)
+            }
         }
     }
 
@@ -89,6 +114,7 @@ impl Cache {
 
     /// [`fetch`](Self::fetch) without a future, for backends that answer at once
     /// ([`Backend::get_now`]); `None` means the backend must be awaited.
+    #[inline]
     pub(crate) fn fetch_now<T: Cacheable>(
         &self,
         skey: &str,
@@ -98,7 +124,47 @@ impl Cache {
         Some(self.decoded(skey, count, read))
     }
 
+    /// [`fetch_now`](Self::fetch_now) as the hit path of `#[cache_fn]` needs it: a hit,
+    /// a miss (counted; a backend error recorded), or "ask later" (the backend must be
+    /// awaited).
+    #[inline]
+    pub(crate) fn read_now<T: Cacheable>(&self, skey: &str) -> ReadNow<T> {
+        match self.fetch_now::<T>(skey, true) {
+            Some(Ok(Some(v))) => ReadNow::Hit(v),
+            Some(_) => ReadNow::Miss,
+            None => ReadNow::Later,
+        }
+    }
+
+    /// The value of a read, counted when `count`; a backend error is recorded.
+    ///
+    /// A plain entry of an in-process cache is the stored object itself, of type `T`:
+    /// that is checked first, with the object's type id, and is the whole of a hit. Any
+    /// other entry (encoded bytes, a counter, an object of another type, and, for call
+    /// sites that ask for stale-while-revalidate or tags, an envelope around the value)
+    /// takes the general path, so plain entries pay nothing for the others.
+    #[inline]
     pub(super) fn decoded<T: Cacheable>(
+        &self,
+        skey: &str,
+        count: bool,
+        read: Result<Option<Value>, CacheError>,
+    ) -> Result<Option<T>, CacheError> {
+        if let Ok(Some(Value::Object(obj))) = &read {
+            if let Some(v) = obj.downcast_ref::<T>() {
+                let v = v.clone();
+                if count {
+                    self.counters().bump(Counter::Hits);
+                    tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
+                }
+                return Ok(Some(v));
+            }
+        }
+        self.decoded_in_general(skey, count, read)
+    }
+
+    #[inline(never)]
+    fn decoded_in_general<T: Cacheable>(
         &self,
         skey: &str,
         count: bool,
@@ -122,13 +188,13 @@ impl Cache {
     ) -> Option<T> {
         let counters = self.counters();
         let Some(value) = value else {
-            bump(&counters.misses);
+            counters.bump(Counter::Misses);
             tracing::trace!(cache = %self.inner.alias, key = skey, "cache miss");
             return None;
         };
         match self.decode_value(&value) {
             Ok(v) => {
-                bump(&counters.hits);
+                counters.bump(Counter::Hits);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
                 Some(v)
             }
@@ -137,8 +203,8 @@ impl Cache {
                 if let Some(read) = self.read_envelope_now(skey, &value, true) {
                     return read;
                 }
-                bump(&counters.decode_errors);
-                bump(&counters.misses);
+                counters.bump(Counter::DecodeErrors);
+                counters.bump(Counter::Misses);
                 tracing::debug!(cache = %self.inner.alias, key = skey, error = %e,
                     "stored value does not decode; treated as a miss and overwritten");
                 None

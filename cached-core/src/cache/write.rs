@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::value::backend_ttl;
 use super::{Cache, Cacheable};
-use crate::stats::{add, bump};
+use crate::stats::Counter;
 use crate::CacheError;
 
 impl Cache {
@@ -33,7 +33,7 @@ impl Cache {
         match self.inner.backend.add(&skey, v, backend_ttl(ttl)).await {
             Ok(stored) => {
                 if stored {
-                    bump(&self.counters().sets);
+                    self.counters().bump(Counter::Sets);
                 }
                 Ok(stored)
             }
@@ -47,7 +47,7 @@ impl Cache {
         match self.inner.backend.delete(&skey).await {
             Ok(existed) => {
                 if existed {
-                    bump(&self.counters().deletes);
+                    self.counters().bump(Counter::Deletes);
                 }
                 Ok(existed)
             }
@@ -74,7 +74,7 @@ impl Cache {
         let n = batch.len() as u64;
         match self.inner.backend.set_many(batch, backend_ttl(ttl)).await {
             Ok(()) => {
-                add(&self.counters().sets, n);
+                self.counters().add(Counter::Sets, n);
                 Ok(())
             }
             Err(e) => Err(self.record_error("set_many", &self.inner.head, e)),
@@ -96,7 +96,7 @@ impl Cache {
     pub(super) async fn delete_stored(&self, skeys: &[String]) -> Result<usize, CacheError> {
         match self.inner.backend.delete_many(skeys).await {
             Ok(n) => {
-                add(&self.counters().deletes, n as u64);
+                self.counters().add(Counter::Deletes, n as u64);
                 Ok(n)
             }
             Err(e) => Err(self.record_error("delete_many", &self.inner.head, e)),
@@ -199,7 +199,7 @@ impl Cache {
         };
         match self.inner.backend.set(skey, v, backend_ttl(ttl)).await {
             Ok(()) => {
-                bump(&self.counters().sets);
+                self.counters().bump(Counter::Sets);
                 Ok(())
             }
             Err(e) => Err(self.record_error("set", skey, e)),

@@ -34,6 +34,24 @@ impl CacheSlot {
         }
     }
 
+    /// The cache, borrowed, when the first resolution still stands (the registry has not
+    /// changed since): an atomic load, no reference count touched. `None` means "ask
+    /// [`get`](Self::get)".
+    ///
+    /// ```
+    /// static SLOT: cached_core::__private::CacheSlot = cached_core::__private::CacheSlot::new("default");
+    /// assert!(SLOT.current().is_none(), "not resolved yet");
+    /// let _ = SLOT.get();
+    /// assert_eq!(SLOT.current().map(|c| c.alias()), Some("default"));
+    /// ```
+    #[inline]
+    pub fn current(&self) -> Option<&Cache> {
+        match self.first.get() {
+            Some((g, cache)) if *g == caches().generation() => Some(cache),
+            _ => None,
+        }
+    }
+
     /// The cache, resolved through [`caches()`](crate::caches).
     pub fn get(&self) -> Result<Cache, CacheError> {
         let generation = caches().generation();

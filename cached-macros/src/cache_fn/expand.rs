@@ -42,7 +42,8 @@ struct Plan<'a> {
     func: &'a MaybeItemFn,
     /// `static __CACHE_SLOT`, `__cache_spec`: the common preamble.
     preamble: TokenStream,
-    /// The key as a `KeySource` expression, for `stored_key` (the memoized call).
+    /// The key as a `KeySource` expression, for `lookup` (the memoized call): it
+    /// renders the key into the buffer it is given.
     key_source: TokenStream,
     /// The key as a `Result<String, ArgKeyError>` expression (the companions).
     key: TokenStream,
@@ -348,14 +349,37 @@ fn memoized_fn(plan: &Plan<'_>) -> TokenStream {
     let assert_cacheable = quote_spanned! {return_span(sig)=>
         ::cached_kit::__private::assert_cacheable::<#stored>();
     };
-    let memoize = quote_spanned! {return_span(sig)=>
-        (&::cached_kit::__private::Probe::<#stored>::new()).memoize
+    let probe = quote_spanned! {return_span(sig)=>
+        (&::cached_kit::__private::Probe::<#stored>::new())
+    };
+    let hit = if *is_result {
+        quote!(::cached_kit::__private::std::result::Result::Ok(
+            __cache_value
+        ))
+    } else {
+        quote!(__cache_value)
+    };
+    // The hit path: the key rendered into a reused buffer and read without a future;
+    // a hit returns here, before any future of the cache's is made.
+    let lookup = if plan.fresh.is_some() {
+        // Tags or stale: the fresh runtime reads the entry itself (an envelope, whose
+        // tag versions and freshness it checks), from the stored key.
+        quote! {
+            let __cache = ::cached_kit::__private::slot_get(&__CACHE_SLOT);
+            let __cache_key = ::cached_kit::__private::stored_key(&__cache, &__cache_spec, #key_source);
+        }
+    } else {
+        quote! {
+            let __cache_missed = match #probe.lookup(&__CACHE_SLOT, &__cache_spec, #key_source) {
+                ::cached_kit::__private::Lookup::Hit(__cache_value) => return #hit,
+                ::cached_kit::__private::Lookup::Miss(__cache_missed) => __cache_missed,
+            };
+        }
     };
     let call = |f: TokenStream| {
         quote! {
-            #memoize(
-                __cache,
-                __cache_key,
+            #probe.memoize(
+                __cache_missed,
                 &__cache_spec,
                 #store_if,
                 #f,
@@ -408,9 +432,7 @@ fn memoized_fn(plan: &Plan<'_>) -> TokenStream {
         #vis #sig {
             #assert_cacheable
             #preamble
-            let __cache = ::cached_kit::__private::slot_get(&__CACHE_SLOT);
-            // The stored key, rendered once, straight after the cache's key head.
-            let __cache_key = ::cached_kit::__private::stored_key(&__cache, &__cache_spec, #key_source);
+            #lookup
             #store_if_def
             #run
         }
@@ -717,9 +739,9 @@ fn assert_stale_args(sig: &Signature, info: &FnInfo) -> TokenStream {
     out
 }
 
-/// The call's key: an expression of a `KeySource` type, to pass inline to
-/// `stored_key` (a template's `format_args!`), and one of type
-/// `Result<String, ArgKeyError>` (for the companions).
+/// The call's key: an expression of a `KeySource` type, to pass inline to `lookup` (a
+/// template's `format_args!`, or a closure appending the default key to a buffer), and
+/// one of type `Result<String, ArgKeyError>` (for the companions).
 fn key_expr(
     cx: &Ctxt,
     template: Option<LitStr>,
@@ -744,7 +766,7 @@ fn key_expr(
         };
         let rendered = template.render();
         return Some((
-            template.render_args(),
+            template.render_into(),
             quote!(::cached_kit::__private::std::result::Result::Ok(#rendered)),
         ));
     }
@@ -766,12 +788,19 @@ fn key_expr(
         }
     }
     let name_lit = LitStr::new(fn_name, sig.ident.span());
-    let start = if info.has_self {
-        quote!(::cached_kit::__private::ArgKey::method::<Self>(#name_lit))
+    let path = quote! {
+        ::cached_kit::__private::std::concat!(::cached_kit::__private::std::module_path!(), "::", #name_lit)
+    };
+    let (start, append) = if info.has_self {
+        (
+            quote!(::cached_kit::__private::ArgKey::method::<Self>(#name_lit)),
+            quote!(::cached_kit::__private::ArgKey::method_append_to::<Self>(__cache_out, #name_lit)),
+        )
     } else {
-        quote!(::cached_kit::__private::ArgKey::new(
-            ::cached_kit::__private::std::concat!(::cached_kit::__private::std::module_path!(), "::", #name_lit)
-        ))
+        (
+            quote!(::cached_kit::__private::ArgKey::new(#path)),
+            quote!(::cached_kit::__private::ArgKey::append_to(__cache_out, #path)),
+        )
     };
     let mut types = Vec::new();
     let mut consts = Vec::new();
@@ -798,14 +827,24 @@ fn key_expr(
             ::cached_kit::__private::key_arg(&mut __cache_key, &#ident);
         });
     }
-    let key = quote! {{
+    let owned = quote! {{
         let mut __cache_key = #start;
         #(#types)*
         #(#consts)*
         #(#values)*
         __cache_key.finish()
     }};
-    Some((key.clone(), key))
+    // Appends the key to the buffer `lookup` renders the stored key in.
+    let appended = quote! {
+        |__cache_out: &mut ::cached_kit::__private::std::string::String| {
+            let mut __cache_key = #append;
+            #(#types)*
+            #(#consts)*
+            #(#values)*
+            __cache_key.end()
+        }
+    };
+    Some((appended, owned))
 }
 
 #[cfg(test)]

@@ -71,6 +71,28 @@ fn mutated(mut x: u32) -> u32 {
     x
 }
 
+// Every shape of template: text alone, a format spec alone, text and a string, a type
+// that only has `Display`, a reference to an integer.
+#[cache_fn(key = "all")]
+fn no_placeholder(x: u32) -> u32 {
+    x
+}
+
+#[cache_fn(key = "{x:05}")]
+fn spec_only(x: u32) -> u32 {
+    x
+}
+
+#[cache_fn(key = "name {name}:{n}")]
+fn text_and_string(name: &str, n: &i64) -> usize {
+    name.len() + usize::from(*n > 0)
+}
+
+#[cache_fn(key = "at:{addr}")]
+fn display_only(addr: std::net::Ipv4Addr) -> u32 {
+    u32::from(addr)
+}
+
 #[cache_evict(key = "k:{x}", version = VERSION)]
 async fn evicts(x: u32) {}
 
@@ -160,4 +182,9 @@ fn main() {
     assert_eq!(mutated(1), 2);
     assert!(evicts_sync(1).is_ok());
     assert!(Repo::make(1).is_empty());
+    assert_eq!(no_placeholder(3), 3);
+    assert_eq!(no_placeholder(4), 3, "one key for every call");
+    assert_eq!(spec_only(7), 7);
+    assert_eq!(text_and_string("ab", &1), 3);
+    assert_eq!(display_only(std::net::Ipv4Addr::new(0, 0, 1, 1)), 257);
 }

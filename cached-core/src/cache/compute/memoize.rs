@@ -8,16 +8,28 @@
 //! its value is returned, and the problem is logged through `tracing` (rate-limited)
 //! and, for backend errors, counted in the cache's [`stats`](crate::Cache::stats).
 //!
+//! The memoized function first calls [`lookup`], which renders the stored key into a
+//! buffer the thread reuses and reads it without a future: a hit returns from there,
+//! having allocated nothing but the value's clone. Only a miss (or a backend that must
+//! be awaited) goes on to [`memoize`], with the key it rendered.
+//!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::convert::Infallible;
-//! use cached_core::__private::memoize::{memoize, Spec};
-//! use cached_core::__private::memoize::stored_key;
+//! use cached_core::__private::CacheSlot;
+//! use cached_core::__private::memoize::{lookup, memoize, Lookup, Spec};
+//! static SLOT: CacheSlot = CacheSlot::new("default");
 //! let spec = Spec { name: "doc::answer", version: None, ttl: None, lock: false, lock_ttl: None, stale: None };
-//! let cache = Ok(cached_core::cache());
-//! let key = stored_key(&cache, &spec, format_args!("doc:answer"));
-//! let v = memoize(cache, key, &spec, None, || async { Ok::<u32, Infallible>(42) }).await;
-//! assert_eq!(v, Ok(42));
+//! let answer = || async {
+//!     match lookup::<u32>(&SLOT, &spec, format_args!("doc:answer")) {
+//!         Lookup::Hit(v) => Ok(v),
+//!         Lookup::Miss(missed) => {
+//!             memoize(missed, &spec, None, || async { Ok::<u32, Infallible>(42) }).await
+//!         }
+//!     }
+//! };
+//! assert_eq!(answer().await, Ok(42)); // a miss: the body ran, the value is stored
+//! assert_eq!(answer().await, Ok(42)); // a hit
 //! assert_eq!(cached_core::cache().get::<u32>("doc:answer").await.unwrap(), Some(42));
 //! # });
 //! ```
@@ -27,7 +39,10 @@ use std::future::{Future, Ready};
 use std::time::Duration;
 
 use crate::argkey::ArgKeyError;
+use crate::cache::read::ReadNow;
 use crate::cache::{Cache, Cacheable, ComputeOptions};
+use crate::config::CacheSlot;
+use crate::key::with_key_buf;
 use crate::log::RateLimited;
 use crate::CacheError;
 
@@ -61,27 +76,124 @@ pub struct Spec {
 /// A predicate deciding whether a computed value is stored.
 pub type StoreIf<'a, T> = Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>;
 
-/// Where a call's key comes from: a template's `format_args!`, or a default key.
+/// Where a call's key comes from: the expansion's closure (a template's or a default
+/// key's), or `format_args!`.
 pub trait KeySource {
-    /// Appends the key to `out`.
-    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError>;
+    /// Appends the key to `out`. `Ok(true)` says that what was appended is known to be
+    /// printable ASCII without spaces (digits, identifiers, punctuation), so that the
+    /// key rule need not look at each character; `Ok(false)` that it may hold anything.
+    fn write_key(self, out: &mut String) -> Result<bool, ArgKeyError>;
 }
 
 impl KeySource for std::fmt::Arguments<'_> {
-    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError> {
-        std::fmt::Write::write_fmt(out, self).map_err(ArgKeyError::new)
+    fn write_key(self, out: &mut String) -> Result<bool, ArgKeyError> {
+        std::fmt::Write::write_fmt(out, self).map_err(ArgKeyError::new)?;
+        Ok(false)
+    }
+}
+
+/// One placeholder of a key template without a format spec, as the expansion writes it:
+/// `(&KeyPart(&id)).push_key(out)?`. Integers and strings are written by
+/// [`KeyPartPlain`] without the formatting machinery (the same text as `Display`); any
+/// other type by [`KeyPartDisplay`], with `Display` (autoref specialization: the plain
+/// impls take the receiver as it is, the display one only after a further borrow).
+///
+/// ```
+/// use cached_core::__private::memoize::{KeyPart, KeyPartDisplay as _, KeyPartPlain as _};
+/// let mut out = String::new();
+/// assert!((&KeyPart(&42u64)).push_key(&mut out).unwrap(), "digits are plain");
+/// assert!(!(&KeyPart(&":")).push_key(&mut out).unwrap(), "text may hold anything");
+/// assert!(!(&KeyPart(&1.5f64)).push_key(&mut out).unwrap());
+/// assert_eq!(out, "42:1.5");
+/// ```
+pub struct KeyPart<'a, T: ?Sized>(pub &'a T);
+
+/// The plain path of [`KeyPart`]: integers and strings.
+pub trait KeyPartPlain {
+    /// Appends the value as `Display` writes it; `Ok(true)` when that is known to be
+    /// printable ASCII without spaces (as [`KeySource::write_key`]).
+    fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError>;
+}
+
+/// The general path of [`KeyPart`]: any `Display`.
+pub trait KeyPartDisplay {
+    /// The placeholder's type.
+    type Target: ?Sized;
+
+    /// Appends the value with `Display` (`Ok(false)`: it may hold anything).
+    fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError>
+    where
+        Self::Target: std::fmt::Display;
+}
+
+impl<T: ?Sized> KeyPartDisplay for &KeyPart<'_, T> {
+    type Target = T;
+
+    fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError>
+    where
+        T: std::fmt::Display,
+    {
+        std::fmt::Write::write_fmt(out, format_args!("{}", self.0)).map_err(ArgKeyError::new)?;
+        Ok(false)
+    }
+}
+
+macro_rules! plain_key_parts {
+    ($push:path, $wide:ty: $($t:ty),*) => {$(
+        #[allow(clippy::unnecessary_cast)]
+        impl KeyPartPlain for KeyPart<'_, $t> {
+            #[inline]
+            fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError> {
+                $push(out, *self.0 as $wide);
+                Ok(true)
+            }
+        }
+        #[allow(clippy::unnecessary_cast)]
+        impl KeyPartPlain for KeyPart<'_, &$t> {
+            #[inline]
+            fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError> {
+                $push(out, **self.0 as $wide);
+                Ok(true)
+            }
+        }
+    )*};
+}
+
+plain_key_parts!(crate::key::push_u64, u64: u8, u16, u32, u64, usize);
+plain_key_parts!(crate::key::push_i64, i64: i8, i16, i32, i64, isize);
+
+macro_rules! str_key_parts {
+    ($($t:ty),*) => {$(
+        impl KeyPartPlain for KeyPart<'_, $t> {
+            #[inline]
+            fn push_key(&self, out: &mut String) -> Result<bool, ArgKeyError> {
+                out.push_str(self.0);
+                Ok(false)
+            }
+        }
+    )*};
+}
+
+str_key_parts!(str, &str, String, &String);
+
+/// The expansion's closure: a template's parts pushed in turn, or a default key appended
+/// through [`ArgKey::append_to`](crate::__private::ArgKey::append_to).
+impl<F: FnOnce(&mut String) -> Result<bool, ArgKeyError>> KeySource for F {
+    fn write_key(self, out: &mut String) -> Result<bool, ArgKeyError> {
+        self(out)
     }
 }
 
 impl KeySource for Result<String, ArgKeyError> {
-    fn write_key(self, out: &mut String) -> Result<(), ArgKeyError> {
+    fn write_key(self, out: &mut String) -> Result<bool, ArgKeyError> {
         out.push_str(&self?);
-        Ok(())
+        Ok(false)
     }
 }
 
 /// The stored key of one call, `{key_prefix}:{version}:{key}` (the [`key`](crate::key)
-/// rule applied), rendered in one allocation: the hit path of [`memoize`] makes no other.
+/// rule applied), as an owned string, for code that needs the stored key itself (the
+/// memoized call renders its key into a reused buffer in [`lookup`]).
 ///
 /// ```
 /// use cached_core::__private::memoize::{stored_key, Spec};
@@ -96,35 +208,114 @@ pub fn stored_key(
     key: impl KeySource,
 ) -> Result<String, ArgKeyError> {
     let mut out = String::with_capacity(64);
-    let head_len = match cache {
-        Ok(cache) => {
-            match spec.version {
-                Some(v) if v != cache.version() => {
-                    out.push_str(cache.key_prefix());
-                    out.push(':');
-                    out.push_str(&v.to_string());
-                    out.push(':');
-                }
-                _ => out.push_str(cache.head()),
-            }
-            out.len()
-        }
-        Err(_) => 0,
-    };
-    key.write_key(&mut out)?;
-    if !crate::key::is_safe(&out[head_len..]) {
-        let key = out.split_off(head_len);
-        crate::key::push_safe_key(&mut out, &key);
+    match cache {
+        Ok(cache) => render(&mut out, cache, spec, key)?,
+        Err(_) => render_key(&mut out, 0, key)?,
     }
     Ok(out)
 }
 
-/// Reads the stored key `skey` (from [`stored_key`]), or runs `f` through the rest of
-/// [`Cache::compute`] (single-flight, `lock`, `store_if`); uncached when the cache or
-/// the key cannot be had.
+/// Appends the stored key of a call to `out`: the head of `cache` under the version of
+/// `spec`, then the key, digested if it must be.
+fn render(
+    out: &mut String,
+    cache: &Cache,
+    spec: &Spec,
+    key: impl KeySource,
+) -> Result<(), ArgKeyError> {
+    match spec.version {
+        Some(v) if v != cache.version() => {
+            out.push_str(cache.key_prefix());
+            out.push(':');
+            crate::key::push_u32(out, v);
+            out.push(':');
+        }
+        _ => out.push_str(cache.head()),
+    }
+    let head_len = out.len();
+    render_key(out, head_len, key)
+}
+
+fn render_key(out: &mut String, head_len: usize, key: impl KeySource) -> Result<(), ArgKeyError> {
+    let plain = key.write_key(out)?;
+    let written = &out[head_len..];
+    let safe = match plain {
+        true => crate::key::is_safe_plain(written),
+        false => crate::key::is_safe(written),
+    };
+    if !safe {
+        let key = out.split_off(head_len);
+        crate::key::push_safe_key(out, &key);
+    }
+    Ok(())
+}
+
+/// What [`lookup`] found.
+pub enum Lookup<T> {
+    /// The stored value.
+    Hit(T),
+    /// No value (or not known yet): what [`memoize`] needs to go on.
+    Miss(Missed),
+}
+
+/// A call that [`lookup`] did not answer, for [`memoize`].
+pub struct Missed(MissedBy);
+
+enum MissedBy {
+    /// The named cache could not be had: the body runs uncached. (Boxed, as the other
+    /// rare case: what the hit path returns stays small.)
+    NoCache(Box<CacheError>),
+    /// The key could not be rendered (an argument's `Serialize` failed): uncached too.
+    NoKey(Box<ArgKeyError>),
+    /// The key, read (`read`: the backend answered a miss at once) or still to read
+    /// (a backend that must be awaited).
+    Key {
+        cache: Cache,
+        skey: String,
+        read: bool,
+    },
+}
+
+/// The hit path of a memoized call: resolves the call site's cache (borrowed while the
+/// registry is unchanged), renders the stored key into this thread's reused buffer, and
+/// reads it where the backend answers at once (in-memory caches). A hit counts and
+/// returns the value; anything else returns what [`memoize`] needs, with the key copied
+/// out of the buffer.
+#[inline]
+pub fn lookup<T: Cacheable>(slot: &CacheSlot, spec: &Spec, key: impl KeySource) -> Lookup<T> {
+    match slot.current() {
+        Some(cache) => lookup_in(cache, spec, key),
+        None => match slot.get() {
+            Ok(cache) => lookup_in(&cache, spec, key),
+            Err(e) => Lookup::Miss(Missed(MissedBy::NoCache(Box::new(e)))),
+        },
+    }
+}
+
+#[inline]
+fn lookup_in<T: Cacheable>(cache: &Cache, spec: &Spec, key: impl KeySource) -> Lookup<T> {
+    with_key_buf(|skey| {
+        if let Err(e) = render(skey, cache, spec, key) {
+            return Lookup::Miss(Missed(MissedBy::NoKey(Box::new(e))));
+        }
+        let read = match cache.read_now::<T>(skey) {
+            ReadNow::Hit(v) => return Lookup::Hit(v),
+            ReadNow::Miss => true,
+            ReadNow::Later => false,
+        };
+        Lookup::Miss(Missed(MissedBy::Key {
+            cache: cache.clone(),
+            skey: skey.clone(),
+            read,
+        }))
+    })
+}
+
+/// The rest of a call that [`lookup`] did not answer: reads the key if it was not read
+/// yet, else runs `f` through [`Cache::compute`]'s miss path (single flight, `lock`,
+/// `store_if`); uncached when the cache or the key could not be had.
 pub async fn memoize<T, E, F, Fut>(
-    cache: Result<Cache, CacheError>,
-    skey: Result<String, ArgKeyError>,
+    missed: Missed,
     spec: &Spec,
     store_if: StoreIf<'_, T>,
     f: F,
@@ -134,24 +325,21 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let (cache, skey) = match (cache, skey) {
-        (Ok(cache), Ok(skey)) => (cache, skey),
-        (Err(e), _) => {
+    let (cache, skey, read) = match missed.0 {
+        MissedBy::Key { cache, skey, read } => (cache, skey, read),
+        MissedBy::NoCache(e) => {
             log_uncached(spec.name, &e);
             return f().await;
         }
-        (Ok(_), Err(e)) => {
-            log_uncached(spec.name, &key_error(spec.name, e));
+        MissedBy::NoKey(e) => {
+            log_uncached(spec.name, &key_error(spec.name, *e));
             return f().await;
         }
     };
-    // In-memory caches answer without a future: the hit path polls nothing.
-    let hit = match cache.fetch_now::<T>(&skey, true) {
-        Some(read) => read,
-        None => cache.fetch::<T>(&skey, true).await,
-    };
-    if let Ok(Some(v)) = hit {
-        return Ok(v);
+    if !read {
+        if let Ok(Some(v)) = cache.fetch::<T>(&skey, true).await {
+            return Ok(v);
+        }
     }
     let mut opts = ComputeOptions::new(spec.ttl).lock(spec.lock);
     if let Some(lock_ttl) = spec.lock_ttl {
@@ -160,7 +348,7 @@ where
     if let Some(pred) = store_if {
         opts = opts.store_if(pred);
     }
-    // Boxed: the miss path's state stays out of the hit path's future.
+    // Boxed: the miss path's state stays out of the memoized function's future.
     Box::pin(cache.compute_missed(&skey, &opts, f)).await
 }
 
@@ -284,11 +472,13 @@ impl<T> Default for Probe<T> {
 
 /// The real path of [`Probe`]: `T` is cacheable.
 pub trait ViaCache<T> {
+    /// [`lookup`].
+    fn lookup(&self, slot: &CacheSlot, spec: &Spec, key: impl KeySource) -> Lookup<T>;
+
     /// [`memoize`].
     fn memoize<E, F, Fut>(
         &self,
-        cache: Result<Cache, CacheError>,
-        key: Result<String, ArgKeyError>,
+        missed: Missed,
         spec: &Spec,
         store_if: StoreIf<'_, T>,
         f: F,
@@ -311,10 +501,14 @@ pub trait ViaCache<T> {
 }
 
 impl<T: Cacheable> ViaCache<T> for Probe<T> {
+    #[inline]
+    fn lookup(&self, slot: &CacheSlot, spec: &Spec, key: impl KeySource) -> Lookup<T> {
+        lookup(slot, spec, key)
+    }
+
     fn memoize<E, F, Fut>(
         &self,
-        cache: Result<Cache, CacheError>,
-        key: Result<String, ArgKeyError>,
+        missed: Missed,
         spec: &Spec,
         store_if: StoreIf<'_, T>,
         f: F,
@@ -323,7 +517,7 @@ impl<T: Cacheable> ViaCache<T> for Probe<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        memoize(cache, key, spec, store_if, f)
+        memoize(missed, spec, store_if, f)
     }
 
     fn refresh<E, Fut>(
@@ -344,11 +538,18 @@ impl<T: Cacheable> ViaCache<T> for Probe<T> {
 /// The stand-in path of [`Probe`] for a `T` that cannot be cached (never compiled
 /// into a working program: [`assert_cacheable`] rejects it). Runs the body.
 pub trait Uncached<T> {
+    /// A miss that [`memoize`](Uncached::memoize) answers by running the body.
+    fn lookup(&self, slot: &CacheSlot, spec: &Spec, key: impl KeySource) -> Lookup<T> {
+        let _ = (slot, key);
+        Lookup::Miss(Missed(MissedBy::NoCache(Box::new(
+            CacheError::UnknownCache(spec.name.to_owned()),
+        ))))
+    }
+
     /// Runs `f`.
     fn memoize<E, F, Fut>(
         &self,
-        cache: Result<Cache, CacheError>,
-        key: Result<String, ArgKeyError>,
+        missed: Missed,
         spec: &Spec,
         store_if: StoreIf<'_, T>,
         f: F,
@@ -357,7 +558,7 @@ pub trait Uncached<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let _ = (cache, key, spec, store_if);
+        let _ = (missed, spec, store_if);
         f()
     }
 
@@ -462,28 +663,73 @@ mod tests {
         }
     }
 
+    static NOWHERE: CacheSlot = CacheSlot::new("nowhere-memoize-test");
+
     #[tokio::test]
     async fn an_unknown_cache_runs_the_body() {
-        let missing = Err(CacheError::UnknownCache("nowhere".into()));
-        let v = memoize(missing, Ok("k".into()), &spec(), None, || async {
-            Ok::<u8, Infallible>(7)
-        })
-        .await;
+        let Lookup::Miss(missed) = lookup::<u8>(&NOWHERE, &spec(), format_args!("k")) else {
+            panic!("a cache that does not exist has no hits");
+        };
+        let v = memoize(missed, &spec(), None, || async { Ok::<u8, Infallible>(7) }).await;
         assert_eq!(v, Ok(7));
     }
 
     #[tokio::test]
     async fn a_key_that_cannot_be_encoded_runs_the_body() {
         let cache = Cache::builder(DummyBackend::new()).build();
-        let key = Err(ArgKeyError::new("refused"));
-        let v = memoize(Ok(cache.clone()), key, &spec(), None, || async {
-            Ok::<u8, Infallible>(9)
-        })
-        .await;
+        let refused = |_: &mut String| Err::<bool, _>(ArgKeyError::new("refused"));
+        let Lookup::Miss(missed) = lookup_in::<u8>(&cache, &spec(), refused) else {
+            panic!("no key, no hit");
+        };
+        assert!(matches!(missed.0, MissedBy::NoKey(_)));
+        let v = memoize(missed, &spec(), None, || async { Ok::<u8, Infallible>(9) }).await;
         assert_eq!(v, Ok(9));
         let e = invalidate(Ok(cache), Err(ArgKeyError::new("refused")), &spec())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("refused"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_hit_is_read_without_memoize_and_counted() {
+        let cache = Cache::builder(crate::backend::memory::MemoryBackend::default()).build();
+        let spec = Spec {
+            version: Some(4),
+            ..spec()
+        };
+        let Lookup::Miss(missed) = lookup_in::<u8>(&cache, &spec, format_args!("a {}", 1)) else {
+            panic!("nothing stored yet");
+        };
+        assert_eq!(
+            memoize(missed, &spec, None, || async { Ok::<u8, Infallible>(3) }).await,
+            Ok(3)
+        );
+        // Stored under version 4, the unsafe key digested, as `Cache` would store it.
+        assert_eq!(
+            cache.with_version(4).get::<u8>("a 1").await.unwrap(),
+            Some(3)
+        );
+        let before = cache.stats();
+        assert!(matches!(
+            lookup_in::<u8>(&cache, &spec, format_args!("a {}", 1)),
+            Lookup::Hit(3)
+        ));
+        let after = cache.stats();
+        assert_eq!(
+            (after.hits - before.hits, after.misses - before.misses),
+            (1, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_must_be_awaited_is_read_by_memoize() {
+        let cache = Cache::builder(DummyBackend::new()).build();
+        let Lookup::Miss(missed) = lookup_in::<u8>(&cache, &spec(), format_args!("k")) else {
+            panic!("the dummy backend stores nothing");
+        };
+        assert!(matches!(&missed.0, MissedBy::Key { read: false, skey, .. } if skey == ":1:k"));
+        let v = memoize(missed, &spec(), None, || async { Ok::<u8, Infallible>(5) }).await;
+        assert_eq!(v, Ok(5));
+        assert_eq!(cache.stats().misses, 1, "read once, by memoize");
     }
 }
