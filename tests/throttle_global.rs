@@ -17,6 +17,14 @@ use cached_kit::throttle::{
 };
 use reqwest::StatusCode;
 
+/// The tests of this binary run one at a time: the log test installs a thread-local
+/// subscriber, and `tracing` caches whether a log line is enabled per call site, so a
+/// test logging on another thread at the same moment could leave that line disabled.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
 fn problem_details(refusal: &Refusal) -> Response {
     let body = serde_json::json!({
         "type": "https://example.com/problems/throttled",
@@ -89,6 +97,7 @@ async fn get_for(client: &reqwest::Client, url: &str, client_addr: &str) -> reqw
 
 #[tokio::test]
 async fn a_throttle_attribute_uses_the_global_refusal_response_and_client_address() {
+    let _serial = one_at_a_time().await;
     configure();
     let url = format!(
         "{}/limited",
@@ -120,6 +129,7 @@ async fn a_throttle_attribute_uses_the_global_refusal_response_and_client_addres
 
 #[tokio::test]
 async fn a_layers_own_refusal_response_wins_over_the_global_one() {
+    let _serial = one_at_a_time().await;
     configure();
     let own = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
@@ -187,6 +197,7 @@ fn subscriber(logs: &Logs, level: &str) -> impl tracing::Subscriber + Send + Syn
 // One thread: the server, the client and the thread-local subscriber share it.
 #[tokio::test(flavor = "current_thread")]
 async fn refusals_are_logged_at_debug_with_the_scope_and_the_client_key_only_at_trace() {
+    let _serial = one_at_a_time().await;
     configure();
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())

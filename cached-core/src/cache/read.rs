@@ -40,7 +40,7 @@ impl Cache {
             ControlFlow::Break(read) => read,
             ControlFlow::Continue(skey) => {
                 let read = self.inner.backend.get(&skey).await;
-                self.decoded(&skey, true, read)
+                self.awaited(&skey, true, read).await
             }
         }
     }
@@ -103,6 +103,16 @@ impl Cache {
             return read;
         }
         let read = self.inner.backend.get(skey).await;
+        self.awaited(skey, count, read).await
+    }
+
+    /// The value of a read from a backend that had to be awaited.
+    async fn awaited<T: Cacheable>(
+        &self,
+        skey: &str,
+        count: bool,
+        read: Result<Option<Value>, CacheError>,
+    ) -> Result<Option<T>, CacheError> {
         // Freshness hook: an envelope may need its tags' versions (`fresh.rs`).
         if let Ok(Some(value)) = &read {
             if self.is_envelope::<T>(value) {
