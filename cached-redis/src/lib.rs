@@ -41,18 +41,20 @@ use cached_backend::{Backend, CacheError, CacheUrl, Scheme, ThrottleStore};
 
 mod backend;
 mod breaker;
+mod config;
+mod connection;
 mod slot;
 pub mod throttle;
 #[cfg(feature = "tls")]
 mod tls;
-mod url;
 
-pub use backend::{RedisBackend, RedisMetrics};
-pub use breaker::BreakerState;
-pub use url::{
+pub use backend::RedisBackend;
+pub use breaker::{BreakerOpen, BreakerState};
+pub use config::{
     RedisConfig, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_RESPONSE_TIMEOUT,
 };
+pub use connection::RedisMetrics;
 
 /// The URL schemes this crate provides, for the runtime's one list of backends
 /// (`cached-features`): `redis`, plus `rediss` (feature `tls`) and `redis+cluster` /
@@ -84,16 +86,14 @@ pub fn schemes() -> Vec<Scheme> {
 /// A cache backend from a URL: synchronous and lazy (nothing connects here).
 fn backend_factory(url: &mut CacheUrl) -> Result<Arc<dyn Backend>, CacheError> {
     let config = RedisConfig::from_cache_url(url)?;
-    url.finish(url::REDIS_PARAMS)?;
+    url.finish(config::REDIS_PARAMS)?;
     Ok(Arc::new(RedisBackend::new(config)?))
 }
 
-/// A throttle store from a URL (`key_prefix` keeps apps sharing a server apart).
+/// A throttle store from a URL (a cache URL serves as it is; `key_prefix` keeps apps
+/// sharing a server apart).
 fn throttle_store_factory(url: &mut CacheUrl) -> Result<Arc<dyn ThrottleStore>, CacheError> {
-    let prefix = url.take("key_prefix").unwrap_or_default();
-    let config = RedisConfig::from_cache_url(url)?;
-    url.finish(url::THROTTLE_PARAMS)?;
-    Ok(Arc::new(
-        throttle::RedisThrottleStore::from_config(config)?.key_prefix(&prefix),
-    ))
+    let store = throttle::RedisThrottleStore::from_cache_url(url)?;
+    url.finish(config::THROTTLE_PARAMS)?;
+    Ok(Arc::new(store))
 }
