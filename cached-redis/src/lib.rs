@@ -56,6 +56,25 @@ pub use config::{
 };
 pub use connection::RedisMetrics;
 
+/// The `redis` crate this backend is built on. A Redis failure reaches you as a
+/// `CacheError::Backend` whose [`source`](std::error::Error::source) is a
+/// [`redis::RedisError`]: downcast it through this re-export to get the version that
+/// matches, and match on its [`kind`](redis::RedisError::kind) or
+/// [`code`](redis::RedisError::code).
+///
+/// ```
+/// use std::error::Error;
+/// use cached_backend::CacheError;
+/// use cached_redis::redis::RedisError;
+///
+/// fn redis_code(err: &CacheError) -> Option<&str> {
+///     err.source()?.downcast_ref::<RedisError>()?.code()
+/// }
+/// let wrong_type = cached_redis::redis::make_extension_error("WRONGTYPE".into(), None);
+/// assert_eq!(redis_code(&CacheError::backend("redis", wrong_type)), Some("WRONGTYPE"));
+/// ```
+pub use redis;
+
 /// The URL schemes this crate provides, for the runtime's one list of backends
 /// (`cached-features`): `redis`, plus `rediss` (feature `tls`) and `redis+cluster` /
 /// `redis-cluster` (feature `cluster`). Each builds a cache backend and a throttle
