@@ -215,3 +215,92 @@ async fn one_backend_serves_several_runtimes() {
     }
     assert_eq!(cache.get::<u32>("k").await.expect("get"), Some(2));
 }
+
+/// The `RedisError` behind a failure, if it has one.
+fn redis_cause(err: &CacheError) -> Option<&cached_redis::redis::RedisError> {
+    std::error::Error::source(err)?.downcast_ref()
+}
+
+#[tokio::test]
+async fn an_error_answer_keeps_its_cause_and_does_not_trip_the_breaker() {
+    use cached_core::backend::Backend;
+    use cached_core::throttle::{Rate, ThrottleStore};
+    use cached_redis::throttle::RedisThrottleStore;
+    use cached_redis::BreakerState;
+
+    let server = RedisServer::start();
+    let backend = RedisBackend::from_url(&format!("{}?breaker_threshold=1", server.url()))
+        .expect("a valid Redis URL");
+    // Another program keeps a list where the cache and the throttle expect their types.
+    server.cli(&["RPUSH", "theirs", "x"]);
+    for _ in 0..3 {
+        let err = backend.get("theirs").await.expect_err("GET of a list");
+        assert!(matches!(err, CacheError::Backend { .. }), "{err:?}");
+        let cause = redis_cause(&err).expect("the RedisError is the source");
+        assert_eq!(cause.code(), Some("WRONGTYPE"), "{cause:?}");
+        assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    }
+    let store = RedisThrottleStore::from_backend(&backend);
+    let err = store
+        .check("theirs", Rate::parse("1/minute").expect("rate"))
+        .await
+        .expect_err("a throttle check on a list");
+    assert_eq!(
+        redis_cause(&err).and_then(|e| e.code()),
+        Some("WRONGTYPE"),
+        "{err:?}"
+    );
+    // Redis answered each time: with a threshold of 1, one outage would have opened it.
+    assert_eq!(backend.breaker_state(), BreakerState::Closed);
+    let m = backend.metrics();
+    assert_eq!((m.failures, m.rejected), (0, 0), "{m:?}");
+    // And the list is left alone.
+    assert_eq!(server.cli(&["LLEN", "theirs"]).trim(), "1");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_backend_error_whose_cause_is_the_io_failure() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    server.kill();
+    let backend = RedisBackend::from_url(&url).expect("a valid Redis URL");
+    let err = cached_core::backend::Backend::get(&backend, "k")
+        .await
+        .expect_err("nothing listens");
+    let cause = redis_cause(&err).expect("the RedisError is the source");
+    assert!(cause.is_io_error(), "{cause:?}");
+    assert!(cause.is_connection_refusal(), "{cause:?}");
+}
+
+#[tokio::test]
+async fn counters_that_cannot_count_are_reported_by_code_whatever_the_value_says() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server, "codes");
+    // Values whose text looks like the words of an error: what matters is the code the
+    // script answers with, never the text.
+    for (raw, what) in [
+        ("overflow", "not a counter"),
+        ("CKOVERFLOW", "not a counter"),
+        ("99999999999999999999", "not a counter"),
+        ("9223372036854775807", "overflow"),
+    ] {
+        server.cli(&["SET", "codes:1:n", raw]);
+        match (cache.incr("n", 1).await, what) {
+            (Err(CacheError::NotACounter(_)), "not a counter") => {}
+            (Err(CacheError::Overflow(_)), "overflow") => {}
+            (other, _) => panic!("{raw}: expected {what}, got {other:?}"),
+        }
+        // Left as it was.
+        assert_eq!(server.cli(&["GET", "codes:1:n"]).trim(), raw);
+    }
+    server.cli(&["SET", "codes:1:n", "-9223372036854775808"]);
+    assert!(matches!(
+        cache.decr("n", 1).await,
+        Err(CacheError::Overflow(_))
+    ));
+    assert_eq!(
+        cache.stats().errors,
+        0,
+        "usage errors are not backend errors"
+    );
+}
