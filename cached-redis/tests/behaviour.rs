@@ -304,3 +304,134 @@ async fn counters_that_cannot_count_are_reported_by_code_whatever_the_value_says
         "usage errors are not backend errors"
     );
 }
+
+#[tokio::test]
+async fn keys_with_any_characters_are_stored_as_they_are() {
+    use cached_core::backend::{Backend, Value};
+    let server = RedisServer::start();
+    let backend = RedisBackend::from_url(&server.url()).expect("a valid Redis URL");
+    server.cli(&["SET", "bystander", "1"]);
+    let long = "k".repeat(10_000);
+    let keys = [
+        "line\r\nbreak",
+        "nul\0byte",
+        "*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\ny\r\n",
+        "x\r\n*1\r\n$8\r\nFLUSHALL\r\n",
+        "glob*?[a]\\",
+        "ключ 🔑",
+        " ",
+        long.as_str(),
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        let value = Value::Bytes(bytes::Bytes::from(vec![0xCA, 0, i as u8, 0xFF]));
+        backend.set(key, value, Some(TTL)).await.expect("set");
+    }
+    for (i, key) in keys.iter().enumerate() {
+        match backend.get(key).await.expect("get") {
+            Some(Value::Bytes(b)) => assert_eq!(&b[..], &[0xCA, 0, i as u8, 0xFF], "{key:?}"),
+            other => panic!("{key:?}: {other:?}"),
+        }
+    }
+    // Nothing was injected: exactly these keys and the bystander exist.
+    assert_eq!(server.cli(&["DBSIZE"]).trim(), (keys.len() + 1).to_string());
+    assert_eq!(server.cli(&["GET", "x"]).trim(), "");
+    assert_eq!(server.cli(&["EXISTS", "ключ 🔑"]).trim(), "1");
+    let many: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    assert_eq!(
+        backend.delete_many(&many).await.expect("delete_many"),
+        keys.len()
+    );
+    assert_eq!(server.cli(&["DBSIZE"]).trim(), "1");
+}
+
+const TTL: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn huge_values_round_trip() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server, "huge");
+    let big: Vec<u8> = (0..32 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    cache.set("blob", &big, TTL).await.expect("set 32 MiB");
+    let back: Option<Vec<u8>> = cache.get("blob").await.expect("get 32 MiB");
+    assert!(
+        back.as_ref() == Some(&big),
+        "the 32 MiB value came back changed"
+    );
+    // The connection is still fine for small calls.
+    cache.set("small", &1u8, TTL).await.expect("set");
+    assert_eq!(cache.get::<u8>("small").await.expect("get"), Some(1));
+}
+
+#[tokio::test]
+async fn a_value_the_server_refuses_is_an_error_and_later_calls_still_work() {
+    // A server that holds at most 2 MiB: storing more is refused with an OOM answer.
+    let server =
+        RedisServer::start_with_args(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]);
+    let backend = std::sync::Arc::new(RedisBackend::from_url(&server.url()).expect("url"));
+    let cache = Cache::builder_arc(backend.clone())
+        .key_prefix("oom")
+        .build();
+    let big = vec![7u8; 4 * 1024 * 1024];
+    let err = cache
+        .set("big", &big, TTL)
+        .await
+        .expect_err("the server has no room for 4 MiB");
+    assert_eq!(
+        redis_cause(&err).and_then(|e| e.code()),
+        Some("OOM"),
+        "{err:?}"
+    );
+    // A memoized call over it still returns the function's value.
+    let v = cache
+        .get_or_set_with("computed", TTL, || async { big.clone() })
+        .await;
+    assert_eq!(v.len(), big.len());
+    // Refusals are answers, not outages: the breaker stays closed, and small values are
+    // stored again once the server has released the refused requests' buffers (it
+    // trims them in its periodic cron).
+    assert_eq!(backend.breaker_state(), cached_redis::BreakerState::Closed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Err(e) = cache.set("small", &1u8, TTL).await {
+        assert_eq!(redis_cause(&e).and_then(|e| e.code()), Some("OOM"), "{e:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "small values are still refused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cache.get::<u8>("small").await.expect("get"), Some(1));
+    assert_eq!(backend.breaker_state(), cached_redis::BreakerState::Closed);
+}
+
+#[tokio::test]
+async fn a_key_of_another_type_is_replaced_by_the_next_computation() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server, "types");
+    // Another program keeps a hash where the cache stores a value.
+    server.cli(&["HSET", "types:1:product:1", "name", "theirs"]);
+    let err = cache
+        .get::<String>("product:1")
+        .await
+        .expect_err("GET of a hash");
+    assert_eq!(redis_cause(&err).and_then(|e| e.code()), Some("WRONGTYPE"));
+    let v = cache
+        .get_or_set_with("product:1", TTL, || async { "lamp".to_string() })
+        .await;
+    assert_eq!(v, "lamp");
+    assert_eq!(server.cli(&["TYPE", "types:1:product:1"]).trim(), "string");
+    assert_eq!(
+        cache
+            .get::<String>("product:1")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("lamp")
+    );
+    // A counter over a hash is not a counter; deleting it works whatever its type.
+    server.cli(&["HSET", "types:1:n", "a", "1"]);
+    assert!(matches!(
+        cache.incr("n", 1).await,
+        Err(CacheError::NotACounter(_))
+    ));
+    assert!(cache.delete("n").await.expect("delete"));
+}
