@@ -6,11 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cached_backend::{Backend, CacheError, Ttl, Value};
-use redis::{RedisError, Script};
+use redis::{Cmd, RedisError, Script};
 
 use crate::breaker::BreakerState;
 use crate::config::RedisConfig;
-use crate::connection::{redis_cause, Connection, Link, RedisMetrics, NAME};
+#[cfg(feature = "cluster")]
+use crate::connection::Link;
+use crate::connection::{redis_cause, Connection, RedisMetrics, NAME};
 
 /// How many keys one `SCAN` step asks for, and one `UNLINK` deletes, during `clear`.
 const CLEAR_BATCH: usize = 500;
@@ -185,9 +187,7 @@ impl RedisBackend {
         use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
         let primaries: redis::Value = self
             .conn
-            .call(
-                |mut c| async move { redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut c).await },
-            )
+            .call(|mut c| async move { c.query(redis::cmd("CLUSTER").arg("SLOTS")).await })
             .await?;
         let mut nodes = primary_addresses(&primaries);
         nodes.sort();
@@ -231,7 +231,7 @@ impl RedisBackend {
             return Ok(0);
         }
         self.conn
-            .call(|mut c| async move { redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await })
+            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(&keys)).await })
             .await
     }
 }
@@ -243,9 +243,12 @@ impl Backend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Value>, CacheError> {
+        // The hit path: one command buffer sized once.
+        let mut get = Cmd::with_capacity(2, 3 + key.len());
+        get.arg("GET").arg(key);
         let raw: Option<Vec<u8>> = self
             .conn
-            .call(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .call(|mut c| async move { c.query(&get).await })
             .await?;
         Ok(raw.map(from_redis))
     }
@@ -259,7 +262,7 @@ impl Backend for RedisBackend {
                 if let Some(ttl) = ttl {
                     cmd.arg("PX").arg(millis(ttl));
                 }
-                cmd.query_async::<()>(&mut c).await
+                c.query::<()>(&cmd).await
             })
             .await
     }
@@ -274,7 +277,7 @@ impl Backend for RedisBackend {
                 if let Some(ttl) = ttl {
                     cmd.arg("PX").arg(millis(ttl));
                 }
-                cmd.query_async(&mut c).await
+                c.query(&cmd).await
             })
             .await?;
         Ok(!matches!(reply, redis::Value::Nil))
@@ -283,7 +286,7 @@ impl Backend for RedisBackend {
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let n: usize = self
             .conn
-            .call(|mut c| async move { redis::cmd("UNLINK").arg(key).query_async(&mut c).await })
+            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(key)).await })
             .await?;
         Ok(n > 0)
     }
@@ -295,7 +298,7 @@ impl Backend for RedisBackend {
         // One MGET; in a cluster the `redis` crate splits it by slot and reassembles it.
         let raw: Vec<Option<Vec<u8>>> = self
             .conn
-            .call(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
+            .call(|mut c| async move { c.query(redis::cmd("MGET").arg(keys)).await })
             .await?;
         if raw.len() != keys.len() {
             return Err(CacheError::backend_message(
@@ -336,7 +339,7 @@ impl Backend for RedisBackend {
             return Ok(0);
         }
         self.conn
-            .call(|mut c| async move { redis::cmd("UNLINK").arg(keys).query_async(&mut c).await })
+            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(keys)).await })
             .await
     }
 
@@ -361,10 +364,7 @@ impl Backend for RedisBackend {
                 let n: i64 = self
                     .conn
                     .call(|mut c| async move {
-                        redis::cmd("PEXPIRE")
-                            .arg(key)
-                            .arg(millis(ttl))
-                            .query_async(&mut c)
+                        c.query(redis::cmd("PEXPIRE").arg(key).arg(millis(ttl)))
                             .await
                     })
                     .await?;
@@ -428,14 +428,15 @@ impl Backend for RedisBackend {
             let (next, keys): (u64, Vec<Vec<u8>>) = self
                 .conn
                 .call(|mut c| async move {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(CLEAR_BATCH)
-                        .query_async(&mut c)
-                        .await
+                    c.query(
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(CLEAR_BATCH),
+                    )
+                    .await
                 })
                 .await?;
             deleted += self.unlink(keys).await?;

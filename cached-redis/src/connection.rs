@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use cached_backend::CacheError;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult};
 use tokio::runtime::{Handle, Id};
 
 use crate::breaker::{Admit, Breaker, BreakerOpen, BreakerState};
 use crate::config::{RedisConfig, Target};
+use crate::counter::Counter;
 
 /// The backend name in errors and logs.
 pub(crate) const NAME: &str = "redis";
@@ -62,7 +63,9 @@ pub(crate) struct Connection {
     /// The bound on one whole call (connecting plus answering) where the connection
     /// does not bound it itself (a cluster).
     call_timeout: Duration,
-    calls: AtomicU64,
+    /// Bumped by every call from every worker thread: striped, so the threads do not
+    /// contend for one cache line on the hot path.
+    calls: Counter,
     failures: AtomicU64,
 }
 
@@ -96,6 +99,20 @@ pub(crate) enum Link {
     Single(ConnectionManager),
     #[cfg(feature = "cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Link {
+    /// Sends `cmd` and converts the answer, as `Cmd::query_async` does, but awaits a
+    /// single-server connection's request inline: `ConnectionLike` boxes it, and that
+    /// box is large enough for the allocator to consolidate its free lists on every call.
+    pub(crate) async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        let value = match self {
+            Link::Single(c) => c.send_packed_command(cmd).await?,
+            #[cfg(feature = "cluster")]
+            Link::Cluster(c) => c.req_packed_command(cmd).await?,
+        };
+        Ok(redis::from_redis_value(value.extract_error()?)?)
+    }
 }
 
 impl ConnectionLike for Link {
@@ -145,7 +162,7 @@ impl Connection {
             first: OnceLock::new(),
             others: RwLock::new(Vec::new()),
             call_timeout,
-            calls: AtomicU64::new(0),
+            calls: Counter::default(),
             failures: AtomicU64::new(0),
         })
     }
@@ -160,7 +177,7 @@ impl Connection {
 
     pub(crate) fn metrics(&self) -> RedisMetrics {
         RedisMetrics {
-            calls: self.calls.load(Ordering::Relaxed),
+            calls: self.calls.get(),
             failures: self.failures.load(Ordering::Relaxed),
             rejected: self.breaker.rejected(),
             breaker_opened: self.breaker.opened(),
@@ -184,19 +201,16 @@ impl Connection {
             return Err(CacheError::backend(NAME, BreakerOpen));
         }
         let conn = self.conn()?;
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.calls.add();
         let run = async {
             let mut link = self.link(conn).await?;
             if admit == Admit::Probe {
                 // The connection may still hold the failure from before Redis came back:
                 // a failed PING makes the manager reconnect, and the second waits for it,
                 // so one probe is enough to recover.
-                if redis::cmd("PING")
-                    .query_async::<()>(&mut link)
-                    .await
-                    .is_err()
-                {
-                    redis::cmd("PING").query_async::<()>(&mut link).await?;
+                let ping = redis::cmd("PING");
+                if link.query::<()>(&ping).await.is_err() {
+                    link.query::<()>(&ping).await?;
                 }
             }
             op(link).await

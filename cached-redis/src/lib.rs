@@ -1,10 +1,15 @@
-//! The Redis backend of [cached-kit](https://docs.rs/cached-kit).
+//! The Redis backend and throttle store of [cached-kit](https://docs.rs/cached-kit).
 //!
 //! Users reach it through the facade: enable its `redis` feature and set
 //! `CACHE_URL=redis://host:6379/0` (or `CACHE_URL_<ALIAS>` for a named cache), or build a
 //! [`RedisBackend`] in code. The guide is `docs/redis.md` in the repository.
 //!
-//! - One multiplexed, auto-reconnecting connection per backend (the `redis` crate's
+//! Two fronts share one connection module: [`RedisBackend`] (the cache `Backend`) and
+//! [`RedisThrottleStore`](throttle::RedisThrottleStore) (throttle logs). Both are built
+//! from a [`RedisConfig`] (or a URL), and a store made
+//! [from a backend](throttle::RedisThrottleStore::from_backend) shares its connection.
+//!
+//! - One multiplexed, auto-reconnecting connection per Tokio runtime (the `redis` crate's
 //!   `ConnectionManager`, or its async cluster client), made on first use: Redis being
 //!   down at start-up is not a start-up failure.
 //! - Explicit timeouts (`connect_timeout`, `response_timeout`, milliseconds, 1000 by
@@ -13,6 +18,9 @@
 //!   first success closes it. A memoized function therefore keeps answering (uncached) at
 //!   full speed while Redis is down, and is cached again when Redis returns, without a
 //!   restart.
+//! - Failures keep their cause: a `CacheError::Backend` whose
+//!   [`source`](std::error::Error::source) is the [`redis::RedisError`] (or
+//!   [`BreakerOpen`]); timeouts are `CacheError::Timeout`.
 //! - `get_many` is one `MGET`, `set_many` one pipeline, TTLs are `PX` milliseconds,
 //!   `add` is `SET NX PX`, `incr` an atomic script (`INCRBY`, expiry set only when it
 //!   created the key), `clear` is `SCAN MATCH <prefix>*` + `UNLINK`, never `FLUSHDB`.
@@ -43,6 +51,7 @@ mod backend;
 mod breaker;
 mod config;
 mod connection;
+mod counter;
 mod slot;
 pub mod throttle;
 #[cfg(feature = "tls")]

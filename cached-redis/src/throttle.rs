@@ -327,10 +327,7 @@ impl ThrottleStore for RedisThrottleStore {
         let member = member(decision.token);
         self.conn
             .call(|mut c| async move {
-                redis::cmd("ZREM")
-                    .arg(&key)
-                    .arg(&member)
-                    .query_async::<i64>(&mut c)
+                c.query::<i64>(redis::cmd("ZREM").arg(&key).arg(&member))
                     .await
             })
             .await
