@@ -202,25 +202,22 @@ impl Connection {
         }
         let conn = self.conn()?;
         self.calls.add();
+        // What is rare (a probe, making a cluster connection, bounding a cluster call) is
+        // boxed apart, so that the future of an ordinary call, which the `Backend` trait
+        // boxes and moves on every call, holds little more than the request itself.
         let run = async {
             let mut link = self.link(conn).await?;
             if admit == Admit::Probe {
-                // The connection may still hold the failure from before Redis came back:
-                // a failed PING makes the manager reconnect, and the second waits for it,
-                // so one probe is enough to recover.
-                let ping = redis::cmd("PING");
-                if link.query::<()>(&ping).await.is_err() {
-                    link.query::<()>(&ping).await?;
-                }
+                Box::pin(probe(&mut link)).await?;
             }
             op(link).await
         };
         // A ConnectionManager bounds connecting and answering itself: a second timer per
         // call would only cost. A cluster connection is bounded here as a whole.
-        let result = if matches!(self.client, Client::Single(_)) {
-            Ok(run.await)
-        } else {
-            tokio::time::timeout(self.call_timeout, run).await
+        let result = match &self.client {
+            Client::Single(_) => Ok(run.await),
+            #[cfg(feature = "cluster")]
+            Client::Cluster(_) => Box::pin(tokio::time::timeout(self.call_timeout, run)).await,
         };
         match result {
             Ok(Ok(v)) => {
@@ -317,13 +314,27 @@ impl Connection {
                 let Client::Cluster(client) = &self.client else {
                     return Err(not_cluster());
                 };
-                let c = cell
-                    .get_or_try_init(|| client.get_async_connection())
-                    .await?;
+                let c = match cell.get() {
+                    Some(c) => c,
+                    None => {
+                        Box::pin(cell.get_or_try_init(|| client.get_async_connection())).await?
+                    }
+                };
                 Ok(Link::Cluster(c.clone()))
             }
         }
     }
+}
+
+/// A probe's first call after the breaker opened. The connection may still hold the
+/// failure from before Redis came back: a failed `PING` makes the manager reconnect, and
+/// the second waits for it, so one probe is enough to recover.
+async fn probe(link: &mut Link) -> RedisResult<()> {
+    let ping = redis::cmd("PING");
+    if link.query::<()>(&ping).await.is_err() {
+        link.query::<()>(&ping).await?;
+    }
+    Ok(())
 }
 
 /// The [`RedisError`] behind a failure, if Redis (or reaching it) caused it.
