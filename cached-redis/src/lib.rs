@@ -19,7 +19,7 @@
 //!   full speed while Redis is down, and is cached again when Redis returns, without a
 //!   restart.
 //! - Failures keep their cause: a `CacheError::Backend` whose
-//!   [`source`](std::error::Error::source) is the [`redis::RedisError`] (or
+//!   [`source`](std::error::Error::source) is the [`RedisError`] (or
 //!   [`BreakerOpen`]); timeouts are `CacheError::Timeout`.
 //! - `get_many` is one `MGET`, `set_many` one pipeline, TTLs are `PX` milliseconds,
 //!   `add` is `SET NX PX`, `incr` an atomic script (`INCRBY`, expiry set only when it
@@ -65,24 +65,26 @@ pub use config::{
 };
 pub use connection::RedisMetrics;
 
-/// The `redis` crate this backend is built on. A Redis failure reaches you as a
-/// `CacheError::Backend` whose [`source`](std::error::Error::source) is a
-/// [`redis::RedisError`]: downcast it through this re-export to get the version that
-/// matches, and match on its [`kind`](redis::RedisError::kind) or
-/// [`code`](redis::RedisError::code).
+/// The `redis` crate's error types, from the version this crate is built on. A Redis
+/// failure reaches you as a `CacheError::Backend` whose
+/// [`source`](std::error::Error::source) is a [`RedisError`]: downcast it through this
+/// re-export (so the versions match) and match on its [`kind`](RedisError::kind) or
+/// [`code`](RedisError::code), never its text.
 ///
 /// ```
 /// use std::error::Error;
 /// use cached_backend::CacheError;
-/// use cached_redis::redis::RedisError;
+/// use cached_redis::RedisError;
 ///
 /// fn redis_code(err: &CacheError) -> Option<&str> {
 ///     err.source()?.downcast_ref::<RedisError>()?.code()
 /// }
-/// let wrong_type = cached_redis::redis::make_extension_error("WRONGTYPE".into(), None);
-/// assert_eq!(redis_code(&CacheError::backend("redis", wrong_type)), Some("WRONGTYPE"));
+/// let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let refused = CacheError::backend("redis", RedisError::from(io));
+/// assert_eq!(redis_code(&refused), None);
+/// assert!(refused.source().is_some_and(|s| s.is::<RedisError>()));
 /// ```
-pub use redis;
+pub use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 /// The URL schemes this crate provides, for the runtime's one list of backends
 /// (`cached-features`): `redis`, plus `rediss` (feature `tls`) and `redis+cluster` /

@@ -217,7 +217,7 @@ async fn one_backend_serves_several_runtimes() {
 }
 
 /// The `RedisError` behind a failure, if it has one.
-fn redis_cause(err: &CacheError) -> Option<&cached_redis::redis::RedisError> {
+fn redis_cause(err: &CacheError) -> Option<&cached_redis::RedisError> {
     std::error::Error::source(err)?.downcast_ref()
 }
 

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use cached_core::backend::{Backend, Value};
 use cached_core::throttle::{Rate, ThrottleStore};
 use cached_core::{Cache, CacheError};
-use cached_redis::redis::RedisError;
 use cached_redis::throttle::RedisThrottleStore;
+use cached_redis::RedisError;
 use cached_redis::{BreakerOpen, BreakerState, RedisBackend, RedisConfig, RedisMetrics};
 use cached_testing::RedisServer;
 
