@@ -214,7 +214,7 @@ impl Connection {
         };
         // A ConnectionManager bounds connecting and answering itself: a second timer per
         // call would only cost. A cluster connection is bounded here as a whole.
-        let result = match &self.client {
+        let result: Result<_, tokio::time::error::Elapsed> = match &self.client {
             Client::Single(_) => Ok(run.await),
             #[cfg(feature = "cluster")]
             Client::Cluster(_) => Box::pin(tokio::time::timeout(self.call_timeout, run)).await,
