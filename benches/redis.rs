@@ -9,7 +9,16 @@
 //! Redis cache pays: one round trip); `raw redis GET + decode` also decodes them with the
 //! same codec, which is what a hand-written cache does to get the value;
 //! `ConnectionManager GET + decode` does the same through the auto-reconnecting
-//! connection the Redis backend uses. Ours and `cached`'s decode the value too.
+//! connection the Redis backend uses; `RedisBackend::get + decode` calls the backend
+//! alone (as `dyn Backend`, the way the `Cache` calls it), which separates what the Redis
+//! path costs from what the `#[cache_fn]` and `Cache` layers add. Ours and `cached`'s
+//! decode the value too.
+//!
+//! `P2_PROFILE=cache_fn` (any variant's name) runs that variant alone at 64 tasks for
+//! `P2_READS` reads and prints its wall time and this process's CPU time per read, for
+//! `perf record` and for comparing builds on a shared machine:
+//!
+//! `P2_PROFILE=cache_fn P2_READS=1000000 cargo bench --bench redis --features redis`
 //!
 //! After the criterion groups, an interleaved pass (every variant once per round, the
 //! median of the rounds) prints the P2 ratios: on a shared machine, load drifts during a
@@ -22,7 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cached::ConcurrentCachedAsync;
-use cached_kit::{cache_fn, caches, Cache, Codec};
+use cached_kit::backend::Value;
+use cached_kit::{cache_fn, caches, Backend, Cache, Codec};
 use cached_testing::RedisServer;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::{Deserialize, Serialize};
@@ -57,14 +67,16 @@ enum Variant {
     RawGet,
     RawGetDecode,
     ManagerGetDecode,
+    BackendGetDecode,
     CachedCrate,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 6] = [
     Variant::CacheFn,
     Variant::RawGet,
     Variant::RawGetDecode,
     Variant::ManagerGetDecode,
+    Variant::BackendGetDecode,
     Variant::CachedCrate,
 ];
 
@@ -75,6 +87,7 @@ impl Variant {
             Variant::RawGet => "raw redis GET",
             Variant::RawGetDecode => "raw redis GET + decode",
             Variant::ManagerGetDecode => "ConnectionManager GET + decode",
+            Variant::BackendGetDecode => "RedisBackend::get + decode",
             Variant::CachedCrate => "cached AsyncRedisCache",
         }
     }
@@ -84,6 +97,9 @@ impl Variant {
 struct Ctx {
     raw: redis::aio::MultiplexedConnection,
     manager: redis::aio::ConnectionManager,
+    /// The Redis backend alone, as the `Cache` calls it (`dyn Backend`): what the Redis
+    /// path costs without the `#[cache_fn]` and `Cache` layers.
+    backend: Arc<dyn Backend>,
     stored_key: String,
     theirs: cached::AsyncRedisCache<u64, Product>,
 }
@@ -117,6 +133,13 @@ async fn one(variant: Variant, ctx: &Ctx) {
                 .query_async(&mut ctx.manager.clone())
                 .await
                 .expect("GET");
+            let p: Product = Codec::default().decode(&v).expect("decode");
+            std::hint::black_box(p);
+        }
+        Variant::BackendGetDecode => {
+            let Some(Value::Bytes(v)) = ctx.backend.get(&ctx.stored_key).await.expect("get") else {
+                panic!("product 42 is stored as encoded bytes");
+            };
             let p: Product = Codec::default().decode(&v).expect("decode");
             std::hint::black_box(p);
         }
@@ -169,6 +192,8 @@ fn setup(rt: &tokio::runtime::Runtime, server: &RedisServer) -> Arc<Ctx> {
         let manager = redis::aio::ConnectionManager::new(client)
             .await
             .expect("connection manager");
+        let backend: Arc<dyn Backend> =
+            Arc::new(cached_kit::redis::RedisBackend::from_url(&url).expect("a valid Redis URL"));
         let theirs: cached::AsyncRedisCache<u64, Product> =
             cached::AsyncRedisCache::builder("cached-crate-bench")
                 .ttl(Duration::from_secs(3600))
@@ -183,6 +208,7 @@ fn setup(rt: &tokio::runtime::Runtime, server: &RedisServer) -> Arc<Ctx> {
         Arc::new(Ctx {
             raw,
             manager,
+            backend,
             stored_key,
             theirs,
         })
@@ -204,7 +230,59 @@ fn runtime(tasks: usize) -> tokio::runtime::Runtime {
     builder.enable_all().build().expect("runtime")
 }
 
+/// `P2_PROFILE=<variant name>` (e.g. `cache_fn`, `raw redis GET`): runs only that variant,
+/// 64 tasks, `P2_READS` reads (default 1,000,000), then exits. For `perf stat` / `perf
+/// record`, where instructions per read say more than wall time on a shared machine.
+fn profile_only() -> bool {
+    let Ok(name) = std::env::var("P2_PROFILE") else {
+        return false;
+    };
+    let variant = VARIANTS
+        .into_iter()
+        .find(|v| v.name() == name)
+        .unwrap_or_else(|| panic!("P2_PROFILE={name}: not one of the variants"));
+    let reads: u64 = std::env::var("P2_READS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1_000_000);
+    let server = RedisServer::start();
+    let rt = runtime(TASKS);
+    let ctx = setup(&rt, &server);
+    let cpu = process_cpu();
+    let took = rt.block_on(run(variant, ctx, reads, TASKS));
+    let cpu = process_cpu().saturating_sub(cpu);
+    println!(
+        "{name}: {reads} reads in {took:?}, {:.2} µs/read, this process's CPU {:.2} µs/read",
+        took.as_secs_f64() * 1e6 / reads as f64,
+        cpu.as_secs_f64() * 1e6 / reads as f64
+    );
+    true
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (Linux; zero
+/// elsewhere). Unlike wall time on a shared machine, it does not count the time other
+/// processes (redis-server included) held the cores.
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces): state is field 3, utime
+    // and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 fn bench(c: &mut Criterion) {
+    if profile_only() {
+        return;
+    }
     let server = RedisServer::start();
     let setups: Vec<(usize, tokio::runtime::Runtime, Arc<Ctx>)> = [1, TASKS]
         .into_iter()
@@ -268,7 +346,7 @@ fn ratios(rt: &tokio::runtime::Runtime, ctx: &Arc<Ctx>, tasks: usize) {
             );
         }
         let ours = per_read[0];
-        for (i, variant) in VARIANTS.iter().enumerate().skip(1).take(3) {
+        for (i, variant) in VARIANTS.iter().enumerate().skip(1).take(4) {
             println!(
                 "  cache_fn vs {}: latency {:.2}x, throughput {:.2}x",
                 variant.name(),

@@ -1,41 +1,41 @@
-//! [`RedisBackend`]: the [`Backend`] trait over the `redis` crate.
+//! [`RedisBackend`]: the [`Backend`] trait over the shared [`Connection`].
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use cached_backend::{Backend, CacheError, Ttl, Value};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Script};
-use tokio::runtime::{Handle, Id};
+use redis::{Cmd, RedisError, Script};
 
-use crate::breaker::{Admit, Breaker, BreakerState};
-use crate::url::{RedisConfig, Target};
-
-const NAME: &str = "redis";
+use crate::breaker::BreakerState;
+use crate::config::RedisConfig;
+#[cfg(feature = "cluster")]
+use crate::connection::Link;
+use crate::connection::{redis_cause, Connection, RedisMetrics, NAME};
 
 /// How many keys one `SCAN` step asks for, and one `UNLINK` deletes, during `clear`.
 const CLEAR_BATCH: usize = 500;
 
-/// Runtimes whose connections are kept at most; older ones are dropped first.
-const MAX_RUNTIMES: usize = 16;
+/// The error code of the `INCR` script for a value that is not an integer.
+const NOT_A_COUNTER: &str = "CKNOTCOUNTER";
+/// The error code of the `INCR` script for a sum outside `i64`.
+const OVERFLOW: &str = "CKOVERFLOW";
 
-/// `INCRBY`, plus the expiry only when this call created the key. A value that is not an
-/// integer is reported with the code `CKNOTCOUNTER`, an overflow with `CKOVERFLOW`.
+/// `INCRBY`, plus the expiry only when this call created the key. A failed `INCRBY` is
+/// told apart without reading Redis's error text: `INCRBY key 0` succeeds exactly when
+/// the value is an integer, so then the sum overflowed (`CKOVERFLOW`), otherwise the
+/// value is not a counter (`CKNOTCOUNTER`).
 static INCR: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local existed = redis.call('EXISTS', KEYS[1])
 local ok, n = pcall(redis.call, 'INCRBY', KEYS[1], ARGV[1])
 if not ok then
-  local msg = tostring(type(n) == 'table' and n.err or n)
-  if string.find(msg, 'overflow') then
-    return redis.error_reply('CKOVERFLOW ' .. msg)
+  if pcall(redis.call, 'INCRBY', KEYS[1], 0) then
+    return redis.error_reply('CKOVERFLOW the counter would overflow a 64-bit integer')
   end
-  return redis.error_reply('CKNOTCOUNTER ' .. msg)
+  return redis.error_reply('CKNOTCOUNTER the value is not an integer counter')
 end
 if existed == 0 and ARGV[2] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -82,11 +82,13 @@ return 0
 });
 
 /// The Redis backend: one multiplexed, auto-reconnecting connection (a `redis` crate
-/// `ConnectionManager`, or a cluster connection) per backend, explicit timeouts, and a
-/// circuit breaker.
+/// `ConnectionManager`, or a cluster connection) per Tokio runtime, explicit timeouts,
+/// and a circuit breaker.
 ///
 /// Building it never connects: the connection is made on first use, so Redis being
-/// down at start-up is not a start-up failure, only a series of misses.
+/// down at start-up is not a start-up failure, only a series of misses. Clones share
+/// the connection, and so does a
+/// [`RedisThrottleStore::from_backend`](crate::throttle::RedisThrottleStore::from_backend).
 ///
 /// ```no_run
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -99,105 +101,18 @@ return 0
 /// # Ok::<(), cached_core::CacheError>(())
 /// # }).unwrap();
 /// ```
+#[derive(Clone)]
 pub struct RedisBackend {
-    config: RedisConfig,
-    client: Client,
-    /// One connection per Tokio runtime: a connection's driver task lives on the runtime
-    /// that made it and dies with it. The first runtime's is read without a lock.
-    first: OnceLock<(Id, Conn)>,
-    conns: RwLock<Vec<(Id, Conn)>>,
-    breaker: Breaker,
-    /// The bound on one whole call: connecting plus answering.
-    call_timeout: Duration,
-    calls: AtomicU64,
-    failures: AtomicU64,
+    conn: Arc<Connection>,
 }
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("cluster", &self.config.is_cluster())
-            .field("connect_timeout", &self.config.connect_timeout)
-            .field("response_timeout", &self.config.response_timeout)
-            .field("breaker", &self.breaker.state())
+            .field("config", self.conn.config())
+            .field("breaker", &self.conn.breaker_state())
             .finish()
     }
-}
-
-// One per backend, so the size difference between the variants does not matter.
-#[allow(clippy::large_enum_variant)]
-enum Client {
-    Single(redis::Client),
-    #[cfg(feature = "cluster")]
-    Cluster(redis::cluster::ClusterClient),
-}
-
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    #[cfg(feature = "cluster")]
-    Cluster(std::sync::Arc<tokio::sync::OnceCell<redis::cluster_async::ClusterConnection>>),
-}
-
-/// A ready connection, what commands are sent on.
-#[derive(Clone)]
-enum Link {
-    Single(ConnectionManager),
-    #[cfg(feature = "cluster")]
-    Cluster(redis::cluster_async::ClusterConnection),
-}
-
-impl ConnectionLike for Link {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, redis::Value> {
-        match self {
-            Link::Single(c) => c.req_packed_command(cmd),
-            #[cfg(feature = "cluster")]
-            Link::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<redis::Value>> {
-        match self {
-            Link::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            #[cfg(feature = "cluster")]
-            Link::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Link::Single(c) => c.get_db(),
-            #[cfg(feature = "cluster")]
-            Link::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-/// Counters of a [`RedisBackend`], for monitoring and tests.
-///
-/// ```
-/// let backend = cached_redis::RedisBackend::from_url("redis://127.0.0.1:6379").unwrap();
-/// let m = backend.metrics();
-/// assert_eq!((m.calls, m.failures, m.rejected), (0, 0, 0));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RedisMetrics {
-    /// Calls that went to Redis (or tried to connect to it).
-    pub calls: u64,
-    /// Calls that failed because Redis could not be reached or did not answer in time.
-    pub failures: u64,
-    /// Calls the open circuit breaker failed at once, without touching the network.
-    pub rejected: u64,
-    /// How many times the breaker opened.
-    pub breaker_opened: u64,
-    /// Where the breaker stands now.
-    pub breaker: BreakerState,
 }
 
 impl RedisBackend {
@@ -214,194 +129,65 @@ impl RedisBackend {
     }
 
     /// A backend for `config`. Does not connect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cached_redis::{RedisBackend, RedisConfig};
+    /// let config = RedisConfig::from_url("redis://127.0.0.1:6379/0")
+    ///     .unwrap()
+    ///     .response_timeout(Duration::from_millis(200));
+    /// let backend = RedisBackend::new(config).unwrap();
+    /// assert_eq!(backend.config().get_response_timeout(), Duration::from_millis(200));
+    /// ```
     pub fn new(config: RedisConfig) -> Result<Self, CacheError> {
-        let client = make_client(&config)?;
-        let call_timeout = config.connect_timeout + config.response_timeout;
         Ok(Self {
-            breaker: Breaker::new(
-                config.breaker_threshold,
-                config.breaker_cooldown,
-                call_timeout,
-            ),
-            config,
-            client,
-            first: OnceLock::new(),
-            conns: RwLock::new(Vec::new()),
-            call_timeout,
-            calls: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            conn: Arc::new(Connection::new(config)?),
         })
     }
 
     /// Where the circuit breaker stands.
+    ///
+    /// ```
+    /// use cached_redis::{BreakerState, RedisBackend};
+    /// let backend = RedisBackend::from_url("redis://127.0.0.1:6379/0").unwrap();
+    /// assert_eq!(backend.breaker_state(), BreakerState::Closed);
+    /// ```
     pub fn breaker_state(&self) -> BreakerState {
-        self.breaker.state()
+        self.conn.breaker_state()
     }
 
-    /// This backend's counters.
+    /// The counters of this backend's connection (shared with the throttle stores
+    /// made [from it](crate::throttle::RedisThrottleStore::from_backend)).
+    ///
+    /// ```
+    /// let backend = cached_redis::RedisBackend::from_url("redis://127.0.0.1:6379").unwrap();
+    /// assert_eq!(backend.metrics().calls, 0);
+    /// ```
     pub fn metrics(&self) -> RedisMetrics {
-        RedisMetrics {
-            calls: self.calls.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
-            rejected: self.breaker.rejected(),
-            breaker_opened: self.breaker.opened(),
-            breaker: self.breaker.state(),
-        }
+        self.conn.metrics()
     }
 
     /// The configuration this backend was built with.
+    ///
+    /// ```
+    /// let backend = cached_redis::RedisBackend::from_url("redis://127.0.0.1:6379").unwrap();
+    /// assert!(!backend.config().is_cluster());
+    /// ```
     pub fn config(&self) -> &RedisConfig {
-        &self.config
+        self.conn.config()
     }
 
-    /// The connection for the current Tokio runtime, made (lazily) if needed.
-    fn conn(&self) -> Result<Conn, CacheError> {
-        let handle = Handle::try_current().map_err(|_| {
-            CacheError::backend_message(
-                NAME,
-                "the Redis backend needs a Tokio runtime: call it from within one",
-            )
-        })?;
-        let id = handle.id();
-        // The common case, one runtime: a lock-free read.
-        if let Some((first, conn)) = self.first.get() {
-            if *first == id {
-                return Ok(conn.clone());
-            }
-        }
-        let conns = self.conns.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, conn)) = conns.iter().find(|(i, _)| *i == id) {
-            return Ok(conn.clone());
-        }
-        drop(conns);
-        let mut conns = self.conns.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, conn)) = conns.iter().find(|(i, _)| *i == id) {
-            return Ok(conn.clone());
-        }
-        let conn = self.new_conn()?;
-        if self.first.set((id, conn.clone())).is_ok() {
-            return Ok(conn);
-        }
-        if conns.len() >= MAX_RUNTIMES {
-            conns.remove(0);
-        }
-        conns.push((id, conn.clone()));
-        Ok(conn)
-    }
-
-    /// A connection for the current runtime; a `ConnectionManager` connects on first use.
-    fn new_conn(&self) -> Result<Conn, CacheError> {
-        Ok(match &self.client {
-            Client::Single(client) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.config.connect_timeout))
-                    .set_response_timeout(Some(self.config.response_timeout))
-                    // The breaker decides when to try again, not a retry loop per call.
-                    .set_number_of_retries(0);
-                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-                    .map_err(|e| CacheError::backend(NAME, e))?;
-                Conn::Single(manager)
-            }
-            #[cfg(feature = "cluster")]
-            Client::Cluster(_) => Conn::Cluster(std::sync::Arc::new(tokio::sync::OnceCell::new())),
-        })
-    }
-
-    async fn link(&self, conn: Conn) -> RedisResult<Link> {
-        match conn {
-            Conn::Single(manager) => Ok(Link::Single(manager)),
-            #[cfg(feature = "cluster")]
-            Conn::Cluster(cell) => {
-                let Client::Cluster(client) = &self.client else {
-                    return Err(not_cluster());
-                };
-                let c = cell
-                    .get_or_try_init(|| client.get_async_connection())
-                    .await?;
-                Ok(Link::Cluster(c.clone()))
-            }
-        }
-    }
-
-    /// Runs `op` on a connection, through the breaker and within the call timeout.
-    async fn call<T, F, Fut>(&self, op: F) -> Result<T, CacheError>
-    where
-        F: FnOnce(Link) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        let admit = self.breaker.admit();
-        if admit == Admit::Reject {
-            return Err(CacheError::backend_message(
-                NAME,
-                "circuit breaker open after repeated failures: Redis is not called until a probe succeeds (it recovers by itself)",
-            ));
-        }
-        let conn = self.conn()?;
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let run = async {
-            let mut link = self.link(conn).await?;
-            if admit == Admit::Probe {
-                // The connection may still hold the failure from before Redis came back:
-                // a failed PING makes the manager reconnect, and the second waits for it,
-                // so one probe is enough to recover.
-                if redis::cmd("PING")
-                    .query_async::<()>(&mut link)
-                    .await
-                    .is_err()
-                {
-                    redis::cmd("PING").query_async::<()>(&mut link).await?;
-                }
-            }
-            op(link).await
-        };
-        // A ConnectionManager bounds connecting and answering itself: a second timer per
-        // call would only cost. A cluster connection is bounded here as a whole.
-        let result = if conn_is_bounded(&self.client) {
-            Ok(run.await)
-        } else {
-            tokio::time::timeout(self.call_timeout, run).await
-        };
-        match result {
-            Ok(Ok(v)) => {
-                self.breaker.success();
-                Ok(v)
-            }
-            Ok(Err(e)) if is_outage(&e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                self.breaker.failure();
-                if e.is_timeout() {
-                    Err(self.timeout_error())
-                } else {
-                    Err(CacheError::backend(NAME, e))
-                }
-            }
-            Ok(Err(e)) => {
-                // Redis answered, with an error: it is up.
-                self.breaker.success();
-                Err(CacheError::backend(NAME, e))
-            }
-            Err(_elapsed) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                self.breaker.failure();
-                Err(self.timeout_error())
-            }
-        }
-    }
-
-    fn timeout_error(&self) -> CacheError {
-        CacheError::Timeout {
-            backend: NAME,
-            millis: u64::try_from(self.config.response_timeout.as_millis()).unwrap_or(u64::MAX),
-        }
+    /// The shared connection, for the other fronts.
+    pub(crate) fn connection(&self) -> &Arc<Connection> {
+        &self.conn
     }
 
     #[cfg(feature = "cluster")]
     async fn clear_cluster(&self, pattern: &str) -> Result<usize, CacheError> {
         use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
         let primaries: redis::Value = self
-            .call(
-                |mut c| async move { redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut c).await },
-            )
+            .conn
+            .call(|mut c| async move { c.query(redis::cmd("CLUSTER").arg("SLOTS")).await })
             .await?;
         let mut nodes = primary_addresses(&primaries);
         nodes.sort();
@@ -415,9 +201,10 @@ impl RedisBackend {
                     port,
                 });
                 let (next, keys): (u64, Vec<Vec<u8>>) = self
+                    .conn
                     .call(|c| async move {
                         let Link::Cluster(mut c) = c else {
-                            return Err(not_cluster());
+                            return Err(crate::connection::not_cluster());
                         };
                         let mut scan = redis::cmd("SCAN");
                         scan.arg(cursor)
@@ -443,7 +230,8 @@ impl RedisBackend {
         if keys.is_empty() {
             return Ok(0);
         }
-        self.call(|mut c| async move { redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await })
+        self.conn
+            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(&keys)).await })
             .await
     }
 }
@@ -455,35 +243,41 @@ impl Backend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Value>, CacheError> {
+        // The hit path: one command buffer sized once.
+        let mut get = Cmd::with_capacity(2, 3 + key.len());
+        get.arg("GET").arg(key);
         let raw: Option<Vec<u8>> = self
-            .call(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .conn
+            .call(|mut c| async move { c.query(&get).await })
             .await?;
         Ok(raw.map(from_redis))
     }
 
     async fn set(&self, key: &str, value: Value, ttl: Ttl) -> Result<(), CacheError> {
         let value = to_redis(value)?;
-        self.call(|mut c| async move {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(&value[..]);
-            if let Some(ttl) = ttl {
-                cmd.arg("PX").arg(millis(ttl));
-            }
-            cmd.query_async::<()>(&mut c).await
-        })
-        .await
+        self.conn
+            .call(|mut c| async move {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key).arg(&value[..]);
+                if let Some(ttl) = ttl {
+                    cmd.arg("PX").arg(millis(ttl));
+                }
+                c.query::<()>(&cmd).await
+            })
+            .await
     }
 
     async fn add(&self, key: &str, value: Value, ttl: Ttl) -> Result<bool, CacheError> {
         let value = to_redis(value)?;
         let reply: redis::Value = self
+            .conn
             .call(|mut c| async move {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(key).arg(&value[..]).arg("NX");
                 if let Some(ttl) = ttl {
                     cmd.arg("PX").arg(millis(ttl));
                 }
-                cmd.query_async(&mut c).await
+                c.query(&cmd).await
             })
             .await?;
         Ok(!matches!(reply, redis::Value::Nil))
@@ -491,7 +285,8 @@ impl Backend for RedisBackend {
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let n: usize = self
-            .call(|mut c| async move { redis::cmd("UNLINK").arg(key).query_async(&mut c).await })
+            .conn
+            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(key)).await })
             .await?;
         Ok(n > 0)
     }
@@ -502,7 +297,8 @@ impl Backend for RedisBackend {
         }
         // One MGET; in a cluster the `redis` crate splits it by slot and reassembles it.
         let raw: Vec<Option<Vec<u8>>> = self
-            .call(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
+            .conn
+            .call(|mut c| async move { c.query(redis::cmd("MGET").arg(keys)).await })
             .await?;
         if raw.len() != keys.len() {
             return Err(CacheError::backend_message(
@@ -522,7 +318,7 @@ impl Backend for RedisBackend {
             encoded.push((key, to_redis(value)?));
         }
         // A pipeline is one round trip; a cluster pipeline must stay within one slot.
-        for group in pipeline_groups(&self.config, encoded) {
+        for group in pipeline_groups(self.conn.config(), encoded) {
             let mut pipe = redis::pipe();
             for (key, value) in &group {
                 let cmd = pipe.cmd("SET").arg(key).arg(&value[..]);
@@ -531,7 +327,8 @@ impl Backend for RedisBackend {
                 }
                 cmd.ignore();
             }
-            self.call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            self.conn
+                .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
                 .await?;
         }
         Ok(())
@@ -541,13 +338,15 @@ impl Backend for RedisBackend {
         if keys.is_empty() {
             return Ok(0);
         }
-        self.call(|mut c| async move { redis::cmd("UNLINK").arg(keys).query_async(&mut c).await })
+        self.conn
+            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(keys)).await })
             .await
     }
 
     async fn incr(&self, key: &str, delta: i64, ttl: Ttl) -> Result<i64, CacheError> {
         let expiry = ttl.map(|t| millis(t).to_string()).unwrap_or_default();
         let result = self
+            .conn
             .call(|mut c| async move {
                 INCR.key(key)
                     .arg(delta)
@@ -556,26 +355,16 @@ impl Backend for RedisBackend {
                     .await
             })
             .await;
-        match result {
-            Err(CacheError::Backend { message, .. }) if message.contains("CKNOTCOUNTER") => {
-                Err(CacheError::NotACounter(key.to_owned()))
-            }
-            Err(CacheError::Backend { message, .. }) if message.contains("CKOVERFLOW") => {
-                Err(CacheError::Overflow(key.to_owned()))
-            }
-            other => other,
-        }
+        result.map_err(|err| incr_error(key, err))
     }
 
     async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool, CacheError> {
         match ttl {
             Some(ttl) => {
                 let n: i64 = self
+                    .conn
                     .call(|mut c| async move {
-                        redis::cmd("PEXPIRE")
-                            .arg(key)
-                            .arg(millis(ttl))
-                            .query_async(&mut c)
+                        c.query(redis::cmd("PEXPIRE").arg(key).arg(millis(ttl)))
                             .await
                     })
                     .await?;
@@ -583,6 +372,7 @@ impl Backend for RedisBackend {
             }
             None => {
                 let n: i64 = self
+                    .conn
                     .call(|mut c| async move { PERSIST.key(key).invoke_async(&mut c).await })
                     .await?;
                 Ok(n == 1)
@@ -592,6 +382,7 @@ impl Backend for RedisBackend {
 
     async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
         let n: i64 = self
+            .conn
             .call(|mut c| async move {
                 DELETE_IF_EQUALS
                     .key(key)
@@ -610,6 +401,7 @@ impl Backend for RedisBackend {
         ttl: Duration,
     ) -> Result<bool, CacheError> {
         let n: i64 = self
+            .conn
             .call(|mut c| async move {
                 EXPIRE_IF_EQUALS
                     .key(key)
@@ -626,7 +418,7 @@ impl Backend for RedisBackend {
         // SCAN + UNLINK under the prefix only: never FLUSHDB, even for the empty prefix.
         let pattern = format!("{}*", glob_escape(prefix));
         #[cfg(feature = "cluster")]
-        if self.config.is_cluster() {
+        if self.conn.config().is_cluster() {
             return self.clear_cluster(&pattern).await;
         }
         let mut deleted = 0;
@@ -634,15 +426,17 @@ impl Backend for RedisBackend {
         loop {
             let pattern = &pattern;
             let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .conn
                 .call(|mut c| async move {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(CLEAR_BATCH)
-                        .query_async(&mut c)
-                        .await
+                    c.query(
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(CLEAR_BATCH),
+                    )
+                    .await
                 })
                 .await?;
             deleted += self.unlink(keys).await?;
@@ -654,74 +448,13 @@ impl Backend for RedisBackend {
     }
 }
 
-fn make_client(config: &RedisConfig) -> Result<Client, CacheError> {
-    let bad = |e: RedisError| CacheError::config("the Redis URL", e);
-    match &config.target {
-        Target::Single(url) => {
-            #[cfg(feature = "tls")]
-            if let Some(root) = &config.ca_cert {
-                crate::tls::install_crypto_provider();
-                let certs = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root.clone()),
-                };
-                return redis::Client::build_with_tls(url.as_str(), certs)
-                    .map(Client::Single)
-                    .map_err(bad);
-            }
-            #[cfg(feature = "tls")]
-            if url.starts_with("rediss:") {
-                crate::tls::install_crypto_provider();
-            }
-            redis::Client::open(url.as_str())
-                .map(Client::Single)
-                .map_err(bad)
-        }
-        Target::Cluster(nodes) => {
-            #[cfg(feature = "cluster")]
-            {
-                redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
-                    .connection_timeout(config.connect_timeout)
-                    .response_timeout(config.response_timeout)
-                    .retries(0)
-                    .build()
-                    .map(Client::Cluster)
-                    .map_err(bad)
-            }
-            #[cfg(not(feature = "cluster"))]
-            {
-                let _ = nodes;
-                Err(CacheError::FeatureDisabled {
-                    what: "a redis+cluster:// URL".to_owned(),
-                    feature: "redis-cluster",
-                })
-            }
-        }
-    }
-}
-
-#[cfg(feature = "cluster")]
-fn not_cluster() -> RedisError {
-    RedisError::from((
-        redis::ErrorKind::Client,
-        "internal: a cluster operation reached a single-server connection",
-    ))
-}
-
-/// Whether the connection applies the connect and response timeouts itself.
-fn conn_is_bounded(client: &Client) -> bool {
-    matches!(client, Client::Single(_))
-}
-
-/// Whether an error means Redis could not be reached or did not answer (an outage the
-/// breaker counts), rather than Redis answering with an error.
-fn is_outage(e: &RedisError) -> bool {
-    use redis::ErrorKind as K;
-    use redis::ServerErrorKind as S;
-    match e.kind() {
-        K::Server(S::ClusterDown | S::MasterDown | S::TryAgain | S::BusyLoading) => true,
-        K::Server(_) | K::Extension | K::UnexpectedReturnType | K::Parse => false,
-        _ => true,
+/// What a failed `incr` means: the script's codes become the errors the `Backend`
+/// trait promises; anything else (Redis unreachable, ...) stays as it is.
+fn incr_error(key: &str, err: CacheError) -> CacheError {
+    match redis_cause(&err).and_then(RedisError::code) {
+        Some(NOT_A_COUNTER) => CacheError::NotACounter(key.to_owned()),
+        Some(OVERFLOW) => CacheError::Overflow(key.to_owned()),
+        _ => err,
     }
 }
 
@@ -862,6 +595,35 @@ mod tests {
         assert_eq!(millis(Duration::from_millis(1500)), 1500);
         assert_eq!(millis(Duration::from_micros(1500)), 2);
         assert_eq!(millis(Duration::MAX), 1 << 50);
+    }
+
+    #[test]
+    fn incr_errors_are_told_apart_by_their_code_not_their_text() {
+        let code = |code: &str, detail: &str| {
+            CacheError::backend(
+                NAME,
+                redis::make_extension_error(code.into(), Some(detail.into())),
+            )
+        };
+        assert!(matches!(
+            incr_error("k", code(NOT_A_COUNTER, "the value is not an integer counter")),
+            CacheError::NotACounter(k) if k == "k"
+        ));
+        assert!(matches!(
+            incr_error("k", code(OVERFLOW, "would overflow")),
+            CacheError::Overflow(k) if k == "k"
+        ));
+        // Another error that merely mentions a code in its text stays what it is.
+        let other = incr_error("k", code("ERR", "CKOVERFLOW CKNOTCOUNTER in a message"));
+        assert_eq!(
+            redis_cause(&other).and_then(RedisError::code),
+            Some("ERR"),
+            "{other:?}"
+        );
+        assert!(matches!(
+            incr_error("k", CacheError::backend_message(NAME, "CKOVERFLOW")),
+            CacheError::Backend { .. }
+        ));
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Where the [`RedisBackend`](crate::RedisBackend)'s circuit breaker stands.
+/// Where the circuit breaker of a Redis connection stands (shared by a
+/// [`RedisBackend`](crate::RedisBackend) and the
+/// [`RedisThrottleStore`](crate::throttle::RedisThrottleStore)s made from it).
 ///
 /// ```
 /// use cached_redis::{BreakerState, RedisBackend};
@@ -23,6 +25,32 @@ pub enum BreakerState {
     /// The cool-down ended and one probe call is in flight; the others still fail fast.
     HalfOpen,
 }
+
+/// Why a call failed at once: the circuit breaker is open. The
+/// [`source`](std::error::Error::source) of the `CacheError::Backend` such a call returns,
+/// so callers can tell "Redis is known to be down" from a failure that just happened.
+///
+/// ```
+/// use std::error::Error;
+/// use cached_backend::CacheError;
+/// use cached_redis::BreakerOpen;
+///
+/// fn failed_fast(err: &CacheError) -> bool {
+///     err.source().is_some_and(|cause| cause.is::<BreakerOpen>())
+/// }
+/// assert!(failed_fast(&CacheError::backend("redis", BreakerOpen)));
+/// assert!(!failed_fast(&CacheError::backend_message("redis", "other")));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerOpen;
+
+impl std::fmt::Display for BreakerOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("circuit breaker open after repeated failures: Redis is not called until a probe succeeds (it recovers by itself)")
+    }
+}
+
+impl std::error::Error for BreakerOpen {}
 
 #[derive(Debug)]
 enum State {

@@ -1,10 +1,15 @@
-//! The Redis backend of [cached-kit](https://docs.rs/cached-kit).
+//! The Redis backend and throttle store of [cached-kit](https://docs.rs/cached-kit).
 //!
 //! Users reach it through the facade: enable its `redis` feature and set
 //! `CACHE_URL=redis://host:6379/0` (or `CACHE_URL_<ALIAS>` for a named cache), or build a
 //! [`RedisBackend`] in code. The guide is `docs/redis.md` in the repository.
 //!
-//! - One multiplexed, auto-reconnecting connection per backend (the `redis` crate's
+//! Two fronts share one connection module: [`RedisBackend`] (the cache `Backend`) and
+//! [`RedisThrottleStore`](throttle::RedisThrottleStore) (throttle logs). Both are built
+//! from a [`RedisConfig`] (or a URL), and a store made
+//! [from a backend](throttle::RedisThrottleStore::from_backend) shares its connection.
+//!
+//! - One multiplexed, auto-reconnecting connection per Tokio runtime (the `redis` crate's
 //!   `ConnectionManager`, or its async cluster client), made on first use: Redis being
 //!   down at start-up is not a start-up failure.
 //! - Explicit timeouts (`connect_timeout`, `response_timeout`, milliseconds, 1000 by
@@ -13,6 +18,9 @@
 //!   first success closes it. A memoized function therefore keeps answering (uncached) at
 //!   full speed while Redis is down, and is cached again when Redis returns, without a
 //!   restart.
+//! - Failures keep their cause: a `CacheError::Backend` whose
+//!   [`source`](std::error::Error::source) is the [`RedisError`] (or
+//!   [`BreakerOpen`]); timeouts are `CacheError::Timeout`.
 //! - `get_many` is one `MGET`, `set_many` one pipeline, TTLs are `PX` milliseconds,
 //!   `add` is `SET NX PX`, `incr` an atomic script (`INCRBY`, expiry set only when it
 //!   created the key), `clear` is `SCAN MATCH <prefix>*` + `UNLINK`, never `FLUSHDB`.
@@ -41,18 +49,42 @@ use cached_backend::{Backend, CacheError, CacheUrl, Scheme, ThrottleStore};
 
 mod backend;
 mod breaker;
+mod config;
+mod connection;
+mod counter;
 mod slot;
 pub mod throttle;
 #[cfg(feature = "tls")]
 mod tls;
-mod url;
 
-pub use backend::{RedisBackend, RedisMetrics};
-pub use breaker::BreakerState;
-pub use url::{
+pub use backend::RedisBackend;
+pub use breaker::{BreakerOpen, BreakerState};
+pub use config::{
     RedisConfig, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_RESPONSE_TIMEOUT,
 };
+pub use connection::RedisMetrics;
+
+/// The `redis` crate's error types, from the version this crate is built on. A Redis
+/// failure reaches you as a `CacheError::Backend` whose
+/// [`source`](std::error::Error::source) is a [`RedisError`]: downcast it through this
+/// re-export (so the versions match) and match on its [`kind`](RedisError::kind) or
+/// [`code`](RedisError::code), never its text.
+///
+/// ```
+/// use std::error::Error;
+/// use cached_backend::CacheError;
+/// use cached_redis::RedisError;
+///
+/// fn redis_code(err: &CacheError) -> Option<&str> {
+///     err.source()?.downcast_ref::<RedisError>()?.code()
+/// }
+/// let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let refused = CacheError::backend("redis", RedisError::from(io));
+/// assert_eq!(redis_code(&refused), None);
+/// assert!(refused.source().is_some_and(|s| s.is::<RedisError>()));
+/// ```
+pub use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 /// The URL schemes this crate provides, for the runtime's one list of backends
 /// (`cached-features`): `redis`, plus `rediss` (feature `tls`) and `redis+cluster` /
@@ -84,16 +116,14 @@ pub fn schemes() -> Vec<Scheme> {
 /// A cache backend from a URL: synchronous and lazy (nothing connects here).
 fn backend_factory(url: &mut CacheUrl) -> Result<Arc<dyn Backend>, CacheError> {
     let config = RedisConfig::from_cache_url(url)?;
-    url.finish(url::REDIS_PARAMS)?;
+    url.finish(config::REDIS_PARAMS)?;
     Ok(Arc::new(RedisBackend::new(config)?))
 }
 
-/// A throttle store from a URL (`key_prefix` keeps apps sharing a server apart).
+/// A throttle store from a URL (a cache URL serves as it is; `key_prefix` keeps apps
+/// sharing a server apart).
 fn throttle_store_factory(url: &mut CacheUrl) -> Result<Arc<dyn ThrottleStore>, CacheError> {
-    let prefix = url.take("key_prefix").unwrap_or_default();
-    let config = RedisConfig::from_cache_url(url)?;
-    url.finish(url::THROTTLE_PARAMS)?;
-    Ok(Arc::new(
-        throttle::RedisThrottleStore::from_config(config)?.key_prefix(&prefix),
-    ))
+    let store = throttle::RedisThrottleStore::from_cache_url(url)?;
+    url.finish(config::THROTTLE_PARAMS)?;
+    Ok(Arc::new(store))
 }

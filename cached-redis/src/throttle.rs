@@ -10,23 +10,21 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use cached_backend::{CacheError, Decision, Rate, ThrottleStore};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use cached_backend::{CacheError, CacheUrl, Decision, Rate, ThrottleStore};
 use redis::Script;
-use tokio::runtime::{Handle, Id};
 
-use crate::breaker::{Admit, Breaker, BreakerState};
-use crate::RedisConfig;
-use crate::{DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD};
+use crate::breaker::BreakerState;
+use crate::config::{RedisConfig, THROTTLE_PARAMS};
+use crate::connection::{Connection, RedisMetrics, NAME};
+use crate::RedisBackend;
 
-const NAME: &str = "redis";
-
-/// Runtimes whose connections are kept at most; older ones are dropped first.
-const MAX_RUNTIMES: usize = 16;
+/// Parameters of a cache URL that mean nothing to throttle logs; accepted (and ignored)
+/// so that a `CACHE_URL` configures a throttle store as it is.
+const CACHE_ONLY_PARAMS: [&str; 3] = ["version", "default_ttl", "codec"];
 
 /// `KEYS[1]` the log; `ARGV` limit, window in microseconds, this request's member.
 /// Returns `{admitted (0/1), remaining, microseconds until the oldest entry leaves}`.
@@ -58,17 +56,22 @@ return {admitted, limit - count, reset}
 ///
 /// Keys are `{key_prefix}:throttle:{scope}:{rate}:{client}` (no prefix by default),
 /// sorted sets of admission times in microseconds of the Redis server's clock, expiring
-/// one period after the newest admission.
+/// one period after the newest admission. Each check touches one key, so the store works
+/// on one server, a primary, or Redis Cluster alike.
 ///
-/// Building it does not connect; the connection (one multiplexed, auto-reconnecting
-/// `ConnectionManager` per Tokio runtime) is made on first use. A check that fails or
-/// takes longer than the connect plus response timeouts is an error, which the
-/// throttle turns into admitting (fail open, the default) or refusing the request.
-/// The same circuit breaker as [`RedisBackend`](crate::RedisBackend)'s stops paying
-/// the timeout on every request while Redis is down (after 5 consecutive failures,
-/// checks fail at once for a second, then one probe goes through), and the store
-/// recovers by itself when Redis returns. One Redis server (or primary): not Redis
-/// Cluster.
+/// It reaches Redis exactly as [`RedisBackend`] does, through the same connection code:
+/// one multiplexed, auto-reconnecting connection per Tokio runtime made on first use,
+/// the connect and response timeouts, TLS (`rediss://`, `ca_cert`) and the circuit
+/// breaker of its [`RedisConfig`]. Build it from a URL or a configuration, or
+/// [from a backend](RedisThrottleStore::from_backend) to share that backend's
+/// connection and breaker. A check that fails or times out is an error, which the
+/// throttle turns into admitting (fail open, the default) or refusing the request;
+/// while the breaker is open, checks fail at once, and the store recovers by itself
+/// when Redis returns.
+///
+/// A cache's `clear()` deletes every key under its `{key_prefix}:`, so give the store a
+/// prefix of its own ([`key_prefix`](RedisThrottleStore::key_prefix)) when it shares a
+/// server with a cache that may be cleared under the same prefix.
 ///
 /// Use it with `cached_kit::throttle::set_default_store(store)` (for `#[throttle]` and
 /// every layer without its own store) or `ThrottleLayer::store(store)`.
@@ -78,7 +81,7 @@ return {admitted, limit - count, reset}
 /// use cached_core::throttle::{Rate, ThrottleStore};
 /// use cached_redis::throttle::RedisThrottleStore;
 ///
-/// let store = RedisThrottleStore::from_url("redis://127.0.0.1:6379/0")?.key_prefix("shop");
+/// let store = RedisThrottleStore::from_url("redis://127.0.0.1:6379/0?key_prefix=shop")?;
 /// let decision = store.check("throttle:user:10/minute:id:alice", Rate::parse("10/minute")?).await?;
 /// assert!(decision.admitted);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -86,93 +89,101 @@ return {admitted, limit - count, reset}
 /// ```
 #[derive(Clone)]
 pub struct RedisThrottleStore {
-    inner: std::sync::Arc<Inner>,
-}
-
-struct Inner {
-    client: redis::Client,
-    conns: RwLock<Vec<(Id, ConnectionManager)>>,
-    prefix: String,
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    conn: Arc<Connection>,
+    /// `"{key_prefix}:"`, or empty.
+    prefix: Arc<str>,
+    /// Makes this store's log entries unique across processes.
     nonce: u64,
-    next: AtomicU64,
-    breaker: Breaker,
-}
-
-fn breaker(connect_timeout: Duration, response_timeout: Duration) -> Breaker {
-    Breaker::new(
-        DEFAULT_BREAKER_THRESHOLD,
-        DEFAULT_BREAKER_COOLDOWN,
-        connect_timeout + response_timeout,
-    )
+    next: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisThrottleStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisThrottleStore")
-            .field("prefix", &self.inner.prefix)
-            .field("connect_timeout", &self.inner.connect_timeout)
-            .field("response_timeout", &self.inner.response_timeout)
+            .field("prefix", &self.prefix)
+            .field("config", self.conn.config())
+            .field("breaker", &self.conn.breaker_state())
             .finish()
     }
 }
 
 impl RedisThrottleStore {
-    /// A store on the Redis server at `url` (`redis://host:6379/0`), with 1 s connect
-    /// and response timeouts. Does not connect.
+    /// A store for a `redis://`, `rediss://` or `redis+cluster://` URL, with every
+    /// parameter of [`RedisConfig::from_url`] plus `key_prefix`. A cache URL is accepted
+    /// as it is: its `version`, `default_ttl` and `codec` do not apply to throttle logs
+    /// and are ignored. Does not connect.
     ///
     /// ```
     /// use cached_redis::throttle::RedisThrottleStore;
-    /// assert!(RedisThrottleStore::from_url("redis://127.0.0.1:6379/0").is_ok());
+    /// let store = RedisThrottleStore::from_url(
+    ///     "redis://127.0.0.1:6379/0?key_prefix=shop&response_timeout=200&default_ttl=60",
+    /// )
+    /// .unwrap();
+    /// assert_eq!(store.config().get_response_timeout().as_millis(), 200);
     /// let err = RedisThrottleStore::from_url("http://x").unwrap_err();
-    /// assert!(err.to_string().contains("http://x"));
+    /// assert!(err.to_string().contains("`http://` is not a Redis URL scheme"), "{err}");
     /// ```
     pub fn from_url(url: &str) -> Result<Self, CacheError> {
-        let client = redis::Client::open(url).map_err(|e| {
-            CacheError::config(
-                "RedisThrottleStore",
-                format!("`{url}` is not a Redis URL: {e}"),
-            )
-        })?;
+        let mut url = CacheUrl::parse("RedisThrottleStore::from_url", url)?;
+        let store = Self::from_cache_url(&mut url)?;
+        url.finish(THROTTLE_PARAMS)?;
+        Ok(store)
+    }
+
+    /// A store from a parsed URL, its parameters consumed (the throttle store factory of
+    /// [`schemes`](crate::schemes)).
+    pub(crate) fn from_cache_url(url: &mut CacheUrl) -> Result<Self, CacheError> {
+        let prefix = url.take("key_prefix").unwrap_or_default();
+        for name in CACHE_ONLY_PARAMS {
+            url.take(name);
+        }
+        let config = RedisConfig::from_cache_url(url)?;
+        Ok(Self::from_config(config)?.key_prefix(&prefix))
+    }
+
+    /// A store for the server (or cluster) `config` describes, with all its settings:
+    /// timeouts, breaker, TLS roots. It has a connection of its own. Does not connect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cached_redis::{throttle::RedisThrottleStore, RedisConfig};
+    /// let config = RedisConfig::from_url("redis://127.0.0.1:6379/0?response_timeout=200")
+    ///     .unwrap()
+    ///     .breaker(3, Duration::from_millis(500));
+    /// let store = RedisThrottleStore::from_config(config).unwrap();
+    /// assert_eq!(store.config().get_response_timeout(), Duration::from_millis(200));
+    /// ```
+    pub fn from_config(config: RedisConfig) -> Result<Self, CacheError> {
+        Ok(Self::on(Arc::new(Connection::new(config)?)))
+    }
+
+    /// A store that shares `backend`'s connection: the same server, settings, circuit
+    /// breaker and counters ([`RedisBackend::metrics`] counts its checks too).
+    ///
+    /// ```
+    /// use cached_redis::{throttle::RedisThrottleStore, RedisBackend};
+    /// let backend = RedisBackend::from_url("redis://127.0.0.1:6379/0").unwrap();
+    /// let store = RedisThrottleStore::from_backend(&backend).key_prefix("shop-throttle");
+    /// assert_eq!(store.breaker_state(), backend.breaker_state());
+    /// ```
+    pub fn from_backend(backend: &RedisBackend) -> Self {
+        Self::on(Arc::clone(backend.connection()))
+    }
+
+    fn on(conn: Arc<Connection>) -> Self {
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        Ok(Self {
-            inner: std::sync::Arc::new(Inner {
-                client,
-                conns: RwLock::new(Vec::new()),
-                prefix: String::new(),
-                connect_timeout: Duration::from_secs(1),
-                response_timeout: Duration::from_secs(1),
-                nonce: RandomState::new().hash_one((std::process::id(), seed)),
-                next: AtomicU64::new(0),
-                breaker: breaker(Duration::from_secs(1), Duration::from_secs(1)),
-            }),
-        })
+        Self {
+            conn,
+            prefix: Arc::from(""),
+            nonce: RandomState::new().hash_one((std::process::id(), seed)),
+            next: Arc::new(AtomicU64::new(0)),
+        }
     }
 
-    /// A store for the server `config` describes, with its timeouts. One Redis server
-    /// (or primary): a `redis+cluster://` configuration is an error.
-    ///
-    /// ```
-    /// use cached_redis::{throttle::RedisThrottleStore, RedisConfig};
-    /// let config = RedisConfig::from_url("redis://127.0.0.1:6379/0?response_timeout=200").unwrap();
-    /// assert!(RedisThrottleStore::from_config(config).is_ok());
-    /// ```
-    pub fn from_config(config: RedisConfig) -> Result<Self, CacheError> {
-        let Some(url) = config.single_url() else {
-            return Err(CacheError::config(
-                "RedisThrottleStore",
-                "throttle logs need one Redis server (or primary): Redis Cluster is not supported for throttling",
-            ));
-        };
-        Ok(Self::from_url(url)?
-            .connect_timeout(config.connect_timeout)
-            .response_timeout(config.response_timeout))
-    }
-
-    /// Puts `prefix:` in front of every key, so apps sharing a server keep apart.
+    /// Puts `prefix:` in front of every key, so apps sharing a server keep apart. The
+    /// store keeps its connection.
     ///
     /// ```
     /// let store = cached_redis::throttle::RedisThrottleStore::from_url("redis://127.0.0.1/")
@@ -180,17 +191,20 @@ impl RedisThrottleStore {
     ///     .key_prefix("shop");
     /// # let _ = store;
     /// ```
-    pub fn key_prefix(self, prefix: &str) -> Self {
-        self.reconfigure(|inner| {
-            inner.prefix = if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}:")
-            };
-        })
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = if prefix.is_empty() {
+            Arc::from("")
+        } else {
+            Arc::from(format!("{prefix}:"))
+        };
+        self
     }
 
-    /// How long to wait for a connection (default 1 s).
+    /// How long to wait for a connection: the same as building the store
+    /// [from a configuration](RedisThrottleStore::from_config) with this timeout, so the
+    /// store gets a connection of its own (one made
+    /// [from a backend](RedisThrottleStore::from_backend) stops sharing it).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -198,73 +212,37 @@ impl RedisThrottleStore {
     ///     .unwrap()
     ///     .connect_timeout(Duration::from_millis(250))
     ///     .response_timeout(Duration::from_millis(100));
-    /// # let _ = store;
+    /// assert_eq!(store.config().get_connect_timeout(), Duration::from_millis(250));
+    /// assert_eq!(store.config().get_response_timeout(), Duration::from_millis(100));
     /// ```
+    #[must_use]
     pub fn connect_timeout(self, timeout: Duration) -> Self {
-        self.reconfigure(|inner| inner.connect_timeout = timeout)
+        self.reconfigured(|config| config.connect_timeout(timeout))
     }
 
-    /// How long to wait for an answer (default 1 s).
+    /// How long to wait for an answer; like
+    /// [`connect_timeout`](RedisThrottleStore::connect_timeout), the store gets a
+    /// connection of its own.
+    #[must_use]
     pub fn response_timeout(self, timeout: Duration) -> Self {
-        self.reconfigure(|inner| inner.response_timeout = timeout)
+        self.reconfigured(|config| config.response_timeout(timeout))
     }
 
-    fn reconfigure(self, f: impl FnOnce(&mut Inner)) -> Self {
-        let old = &self.inner;
-        let mut inner = Inner {
-            client: old.client.clone(),
-            conns: RwLock::new(Vec::new()),
-            prefix: old.prefix.clone(),
-            connect_timeout: old.connect_timeout,
-            response_timeout: old.response_timeout,
-            nonce: old.nonce,
-            next: AtomicU64::new(old.next.load(Ordering::Relaxed)),
-            breaker: breaker(old.connect_timeout, old.response_timeout),
-        };
-        f(&mut inner);
-        inner.breaker = breaker(inner.connect_timeout, inner.response_timeout);
-        Self {
-            inner: std::sync::Arc::new(inner),
+    fn reconfigured(mut self, change: impl FnOnce(RedisConfig) -> RedisConfig) -> Self {
+        let config = change(self.conn.config().clone());
+        match Connection::new(config) {
+            Ok(conn) => self.conn = Arc::new(conn),
+            // Unreachable in practice: the same server and TLS settings built the
+            // current connection, and only a timeout differs.
+            Err(error) => tracing::error!(
+                %error,
+                "the Redis throttle store could not take new timeouts and keeps its connection"
+            ),
         }
+        self
     }
 
-    /// The connection for the current Tokio runtime, made (lazily) if needed.
-    fn conn(&self) -> Result<ConnectionManager, CacheError> {
-        let handle = Handle::try_current().map_err(|_| {
-            CacheError::backend_message(NAME, "the Redis throttle store needs a Tokio runtime")
-        })?;
-        let id = handle.id();
-        let conns = self
-            .inner
-            .conns
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, conn)) = conns.iter().find(|(i, _)| *i == id) {
-            return Ok(conn.clone());
-        }
-        drop(conns);
-        let mut conns = self
-            .inner
-            .conns
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, conn)) = conns.iter().find(|(i, _)| *i == id) {
-            return Ok(conn.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.inner.connect_timeout))
-            .set_response_timeout(Some(self.inner.response_timeout))
-            .set_number_of_retries(0);
-        let conn = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
-            .map_err(|e| CacheError::backend(NAME, e))?;
-        if conns.len() >= MAX_RUNTIMES {
-            conns.remove(0);
-        }
-        conns.push((id, conn.clone()));
-        Ok(conn)
-    }
-
-    /// Where the circuit breaker stands.
+    /// Where the circuit breaker of this store's connection stands.
     ///
     /// ```
     /// use cached_redis::{throttle::RedisThrottleStore, BreakerState};
@@ -272,59 +250,35 @@ impl RedisThrottleStore {
     /// assert_eq!(store.breaker_state(), BreakerState::Closed);
     /// ```
     pub fn breaker_state(&self) -> BreakerState {
-        self.inner.breaker.state()
+        self.conn.breaker_state()
     }
 
-    /// Runs `op` through the breaker, within the connect plus response timeout.
-    async fn call<T>(
-        &self,
-        op: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, CacheError> {
-        let breaker = &self.inner.breaker;
-        if breaker.admit() == Admit::Reject {
-            return Err(CacheError::backend_message(
-                NAME,
-                "circuit breaker open after repeated failures: Redis is not called until a probe succeeds (it recovers by itself)",
-            ));
-        }
-        let limit = self.inner.connect_timeout + self.inner.response_timeout;
-        match tokio::time::timeout(limit, op).await {
-            Ok(Ok(v)) => {
-                breaker.success();
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                if is_outage(&e) {
-                    breaker.failure();
-                } else {
-                    // Redis answered, with an error: it is up.
-                    breaker.success();
-                }
-                Err(CacheError::backend(NAME, e))
-            }
-            Err(_) => {
-                breaker.failure();
-                Err(CacheError::Timeout {
-                    backend: NAME,
-                    millis: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-                })
-            }
-        }
+    /// The counters of this store's connection (shared with the backend it was made
+    /// from, if any).
+    ///
+    /// ```
+    /// let store = cached_redis::throttle::RedisThrottleStore::from_url("redis://127.0.0.1/").unwrap();
+    /// assert_eq!(store.metrics().calls, 0);
+    /// ```
+    pub fn metrics(&self) -> RedisMetrics {
+        self.conn.metrics()
+    }
+
+    /// The configuration of this store's connection.
+    ///
+    /// ```
+    /// let store = cached_redis::throttle::RedisThrottleStore::from_url("redis://127.0.0.1/").unwrap();
+    /// assert!(!store.config().is_cluster());
+    /// ```
+    pub fn config(&self) -> &RedisConfig {
+        self.conn.config()
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.inner.prefix)
-    }
-}
-
-/// Whether `e` means Redis is unreachable (rather than an answer that is an error).
-fn is_outage(e: &redis::RedisError) -> bool {
-    use redis::ErrorKind as K;
-    use redis::ServerErrorKind as S;
-    match e.kind() {
-        K::Server(S::ClusterDown | S::MasterDown | S::TryAgain | S::BusyLoading) => true,
-        K::Server(_) | K::Extension | K::UnexpectedReturnType | K::Parse => false,
-        _ => true,
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
     }
 }
 
@@ -339,22 +293,22 @@ impl ThrottleStore for RedisThrottleStore {
     }
 
     async fn check(&self, key: &str, rate: Rate) -> Result<Decision, CacheError> {
-        let mut conn = self.conn()?;
         let token = self
-            .inner
             .nonce
-            .wrapping_add(self.inner.next.fetch_add(1, Ordering::Relaxed));
+            .wrapping_add(self.next.fetch_add(1, Ordering::Relaxed));
         let window_us = rate.period_secs().saturating_mul(1_000_000);
         let key = self.key(key);
         let (admitted, remaining, reset_us): (i64, i64, i64) = self
-            .call(
+            .conn
+            .call(|mut c| async move {
                 CHECK
                     .key(&key)
                     .arg(rate.count())
                     .arg(window_us)
                     .arg(member(token))
-                    .invoke_async(&mut conn),
-            )
+                    .invoke_async(&mut c)
+                    .await
+            })
             .await?;
         let reset = Duration::from_micros(u64::try_from(reset_us).unwrap_or(0));
         Ok(if admitted == 1 {
@@ -369,17 +323,14 @@ impl ThrottleStore for RedisThrottleStore {
         if !decision.admitted {
             return Ok(());
         }
-        let mut conn = self.conn()?;
         let key = self.key(key);
         let member = member(decision.token);
-        self.call(async move {
-            redis::cmd("ZREM")
-                .arg(&key)
-                .arg(&member)
-                .query_async::<i64>(&mut conn)
-                .await
-        })
-        .await
-        .map(drop)
+        self.conn
+            .call(|mut c| async move {
+                c.query::<i64>(redis::cmd("ZREM").arg(&key).arg(&member))
+                    .await
+            })
+            .await
+            .map(drop)
     }
 }

@@ -102,3 +102,37 @@ async fn keys_on_every_node_work_with_many_key_operations() {
         .expect("get_many")
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_store_on_a_cluster_admits_exactly_the_rate_on_every_node() {
+    use cached_core::throttle::{store_from_url, Rate};
+    let cluster = RedisCluster::shared();
+    let store = store_from_url(&format!("{}?key_prefix=limits", cluster.url()))
+        .expect("a throttle store on a cluster");
+    let rate = Rate::parse("3/minute").expect("rate");
+    let clients: Vec<String> = (0..12)
+        .map(|i| format!("throttle:anon:3/minute:ip:10.0.0.{i}"))
+        .collect();
+    let tasks: Vec<_> = clients
+        .iter()
+        .flat_map(|client| (0..5).map(move |_| client.clone()))
+        .map(|client| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { (client.clone(), store.check(&client, rate).await) })
+        })
+        .collect();
+    let mut admitted = std::collections::HashMap::<String, u32>::new();
+    for task in tasks {
+        let (client, decision) = task.await.expect("task");
+        let decision = decision.expect("a check on the cluster");
+        *admitted.entry(client).or_default() += u32::from(decision.admitted);
+    }
+    for client in &clients {
+        assert_eq!(admitted[client], 3, "{client}");
+    }
+    let owners: std::collections::HashSet<u16> = clients
+        .iter()
+        .map(|c| owner(cluster, &format!("limits:{c}")))
+        .collect();
+    assert_eq!(owners.len(), 3, "the clients' logs live on all three nodes");
+}

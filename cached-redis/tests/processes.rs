@@ -8,6 +8,8 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use cached_core::backend::{Backend, Value};
 use cached_core::{Cache, ComputeOptions};
 use cached_redis::RedisBackend;
 use cached_testing::RedisServer;
@@ -37,6 +39,10 @@ async fn run_child() -> bool {
         return false;
     };
     let url = std::env::var("CACHED_REDIS_URL").expect("CACHED_REDIS_URL");
+    if role == "take-lock" {
+        take_the_lock_once_free(&url).await;
+        return true;
+    }
     let cache = cache(&url);
     // Start together: wait (bounded) for the parent's go signal.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -160,4 +166,67 @@ async fn without_lock_each_cold_process_runs_the_body() {
     );
     assert_eq!(value_of(&a), value_of(&b));
     assert_eq!(parent.get::<i64>("runs").await.expect("get"), Some(2));
+}
+
+const LOCK: &str = "procs:1:report:9:__lock";
+
+/// Holder B, in a child process: takes the lock as soon as it is free, then exits
+/// holding it (as a process whose body is still running would).
+async fn take_the_lock_once_free(url: &str) {
+    let backend = RedisBackend::from_url(url).expect("a valid Redis URL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !backend
+        .add(
+            LOCK,
+            Value::Bytes(Bytes::from_static(b"token-b")),
+            Some(TTL),
+        )
+        .await
+        .expect("add")
+    {
+        assert!(Instant::now() < deadline, "the lock never became free");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("VALUE=took the lock");
+}
+
+#[tokio::test]
+async fn a_holder_whose_lock_expired_never_releases_or_extends_the_next_holders() {
+    if run_child().await {
+        return;
+    }
+    let server = RedisServer::start();
+    // Holder A, in this process, takes the lock for 300 ms and then runs too long.
+    let a = RedisBackend::from_url(&server.url()).expect("a valid Redis URL");
+    let token_a = b"token-a";
+    assert!(a
+        .add(
+            LOCK,
+            Value::Bytes(Bytes::from_static(token_a)),
+            Some(Duration::from_millis(300))
+        )
+        .await
+        .expect("add"));
+    // Holder B, another process, waits for the lock to expire and takes it.
+    let b = spawn_child(
+        "take-lock",
+        &server.url(),
+        "a_holder_whose_lock_expired_never_releases_or_extends_the_next_holders",
+    );
+    let out = b.wait_with_output().expect("wait for holder B");
+    assert_eq!(value_of(&out), "took the lock");
+    assert_eq!(server.cli(&["GET", LOCK]).trim(), "token-b");
+
+    // A's body finally ends: its extension and its release find B's token and do nothing.
+    assert!(!a
+        .expire_if_equals(LOCK, token_a, Duration::from_millis(1))
+        .await
+        .expect("expire_if_equals"));
+    assert!(!a
+        .delete_if_equals(LOCK, token_a)
+        .await
+        .expect("delete_if_equals"));
+    assert_eq!(server.cli(&["GET", LOCK]).trim(), "token-b");
+    let pttl: i64 = server.cli(&["PTTL", LOCK]).trim().parse().expect("PTTL");
+    assert!(pttl > 50_000, "B's lock keeps its own ttl: {pttl}");
 }

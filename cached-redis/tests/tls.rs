@@ -61,3 +61,30 @@ fn plain_redis_urls_do_not_accept_ca_cert() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_throttle_store_built_from_the_cache_url_trusts_its_ca_cert() {
+    use cached_core::throttle::{store_from_url, Rate};
+    let server = RedisServer::start_tls();
+    // The same URL a TLS cache is configured with, cache-only parameters included.
+    let url = format!(
+        "{}?ca_cert={}&key_prefix=tls&default_ttl=60&connect_timeout=2000",
+        server.url(),
+        server.ca_path().display()
+    );
+    let store = store_from_url(&url).expect("a valid rediss:// throttle store URL");
+    let rate = Rate::parse("2/minute").expect("rate");
+    for admitted in [true, true, false] {
+        let decision = store
+            .check("throttle:anon:2/minute:ip:10.0.0.1", rate)
+            .await
+            .expect("a check over TLS with the private CA");
+        assert_eq!(decision.admitted, admitted, "{decision:?}");
+    }
+    assert_eq!(
+        server
+            .cli(&["ZCARD", "tls:throttle:anon:2/minute:ip:10.0.0.1"])
+            .trim(),
+        "2"
+    );
+}

@@ -75,7 +75,10 @@ macro_rules! backend_conformance {
             cache_tags_span_versions_and_get_many,
             cache_stale_values_are_served_while_one_refresh_runs,
             cache_failed_refresh_serves_stale_until_the_window_ends,
-            cache_tagged_stale_entries_read_entry_and_versions_together
+            cache_tagged_stale_entries_read_entry_and_versions_together,
+            delete_if_equals_deletes_only_the_holders_token,
+            expire_if_equals_extends_only_the_holders_token,
+            an_expired_lock_is_gone_for_its_old_holder
         );
     };
     (@each $profile:expr, $make:expr; $($case:ident),*) => {$(
@@ -1166,4 +1169,160 @@ pub async fn cache_tagged_stale_entries_read_entry_and_versions_together(
         assert_eq!(call().await.expect("read"), after);
         assert_eq!(cache.stats().stale_hits, 0);
     }
+}
+
+/// Lock tokens that are not the holder's: another holder's, a prefix of it, a longer
+/// one, and the empty token.
+const NOT_THE_HOLDERS: [&[u8]; 4] = [b"holder-b\x00\xff", b"holder-a", b"holder-a\x00\xff!", b""];
+/// The holder's token, binary on purpose.
+const HOLDERS: &[u8] = b"holder-a\x00\xff";
+
+fn token(t: &'static [u8]) -> Value {
+    Value::Bytes(bytes::Bytes::from_static(t))
+}
+
+#[doc(hidden)]
+pub async fn delete_if_equals_deletes_only_the_holders_token(b: Arc<dyn Backend>, p: Profile) {
+    let k = format!("{}:lock", unique_prefix("delete_if_equals"));
+    assert!(b.add(&k, token(HOLDERS), MINUTE).await.expect("add"));
+    for wrong in NOT_THE_HOLDERS {
+        let deleted = b
+            .delete_if_equals(&k, wrong)
+            .await
+            .expect("delete_if_equals");
+        // A dummy cache reports success, as its `add` does.
+        assert_eq!(deleted, p == Profile::Dummy, "token {wrong:?}");
+    }
+    if p == Profile::Storing {
+        assert_eq!(
+            as_bytes(b.get(&k).await.expect("get")).as_deref(),
+            Some(HOLDERS),
+            "another token deleted the lock"
+        );
+    }
+    assert!(b
+        .delete_if_equals(&k, HOLDERS)
+        .await
+        .expect("delete_if_equals"));
+    assert!(b.get(&k).await.expect("get").is_none());
+    let again = b.delete_if_equals(&k, HOLDERS).await.expect("again");
+    assert_eq!(again, p == Profile::Dummy, "deleted an absent lock");
+    // The lock is free for the next holder.
+    assert!(b.add(&k, token(b"holder-b"), MINUTE).await.expect("add"));
+}
+
+#[doc(hidden)]
+pub async fn expire_if_equals_extends_only_the_holders_token(b: Arc<dyn Backend>, p: Profile) {
+    let pre = unique_prefix("expire_if_equals");
+    let (held, other, short) = (
+        format!("{pre}:held"),
+        format!("{pre}:other"),
+        format!("{pre}:short"),
+    );
+    let brief = Some(Duration::from_millis(300));
+    for k in [&held, &other, &short] {
+        assert!(b.add(k, token(HOLDERS), brief).await.expect("add"));
+    }
+    let long = Duration::from_secs(60);
+    // The holder extends `held`; nobody else extends `other`.
+    assert!(b
+        .expire_if_equals(&held, HOLDERS, long)
+        .await
+        .expect("expire_if_equals"));
+    for wrong in NOT_THE_HOLDERS {
+        let extended = b
+            .expire_if_equals(&other, wrong, long)
+            .await
+            .expect("expire_if_equals");
+        assert_eq!(extended, p == Profile::Dummy, "token {wrong:?}");
+    }
+    // The holder may shorten too.
+    assert!(b
+        .expire_if_equals(&short, HOLDERS, Duration::from_millis(100))
+        .await
+        .expect("expire_if_equals"));
+    tokio::time::sleep(Duration::from_millis(300) + 2 * MARGIN).await;
+    let present = |k: String| {
+        let b = Arc::clone(&b);
+        async move { b.get(&k).await.expect("get").is_some() }
+    };
+    assert_eq!(
+        present(held.clone()).await,
+        p == Profile::Storing,
+        "the holder's extension did not hold"
+    );
+    assert!(!present(other).await, "another token extended the lock");
+    assert!(
+        !present(short).await,
+        "the holder's shorter ttl did not apply"
+    );
+    if p == Profile::Storing {
+        assert_eq!(
+            as_bytes(b.get(&held).await.expect("get")).as_deref(),
+            Some(HOLDERS),
+            "extending changed the value"
+        );
+    }
+}
+
+#[doc(hidden)]
+pub async fn an_expired_lock_is_gone_for_its_old_holder(b: Arc<dyn Backend>, p: Profile) {
+    let k = format!("{}:lock", unique_prefix("expired_lock"));
+    assert!(b
+        .add(&k, token(HOLDERS), Some(Duration::from_millis(150)))
+        .await
+        .expect("add"));
+    tokio::time::sleep(Duration::from_millis(150) + 2 * MARGIN).await;
+    // The old holder can neither bring it back nor release it.
+    let extended = b
+        .expire_if_equals(&k, HOLDERS, MINUTE.expect("a ttl"))
+        .await
+        .expect("expire_if_equals");
+    assert_eq!(
+        extended,
+        p == Profile::Dummy,
+        "an expired lock was extended"
+    );
+    assert!(
+        b.get(&k).await.expect("get").is_none(),
+        "an expired lock came back"
+    );
+    let released = b
+        .delete_if_equals(&k, HOLDERS)
+        .await
+        .expect("delete_if_equals");
+    assert_eq!(released, p == Profile::Dummy);
+    // Another holder takes it; the old holder's release and extension leave it alone.
+    let next: &[u8] = b"holder-b";
+    assert!(b.add(&k, token(b"holder-b"), MINUTE).await.expect("add"));
+    let released = b
+        .delete_if_equals(&k, HOLDERS)
+        .await
+        .expect("delete_if_equals");
+    assert_eq!(
+        released,
+        p == Profile::Dummy,
+        "the old holder released the new lock"
+    );
+    let extended = b
+        .expire_if_equals(&k, HOLDERS, Duration::from_millis(1))
+        .await
+        .expect("expire_if_equals");
+    assert_eq!(
+        extended,
+        p == Profile::Dummy,
+        "the old holder shortened the new lock"
+    );
+    if p == Profile::Storing {
+        tokio::time::sleep(MARGIN).await;
+        assert_eq!(
+            as_bytes(b.get(&k).await.expect("get")).as_deref(),
+            Some(next),
+            "the new holder lost its lock"
+        );
+    }
+    assert!(b
+        .delete_if_equals(&k, next)
+        .await
+        .expect("delete_if_equals"));
 }

@@ -44,6 +44,12 @@ impl RedisServer {
         Self::start_with(&[], false)
     }
 
+    /// Starts a server like [`start`](Self::start), with extra `redis-server` arguments
+    /// (`["--maxmemory", "1mb"]`).
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::start_with(args, false)
+    }
+
     /// One server for the whole test process, started on first use; it is killed when
     /// the process exits. For tests that only need *a* Redis (each under its own prefix).
     pub fn shared() -> &'static RedisServer {

@@ -225,14 +225,16 @@ fn configure_pages_cache() -> Result<(), cached_kit::CacheError> {
     Ok(())
 }
 
-/// With the `redis` feature and a `redis://` CACHE_URL, throttle through that Redis
-/// server too, so every instance of the app shares one count per client.
+/// With the `redis` feature and the default cache in Redis, throttle through the same
+/// Redis too, so every instance of the app shares one count per client. The store is
+/// built from `CACHE_URL` as it is, with every setting it carries (TLS roots, timeouts,
+/// circuit breaker; a cluster works too), under a key prefix of its own so that
+/// clearing a cache never clears the throttle logs.
 fn configure_throttle_store() -> Result<(), cached_kit::CacheError> {
     #[cfg(feature = "redis")]
-    if let Ok(url) = std::env::var("CACHE_URL") {
-        if url.starts_with("redis://") || url.starts_with("rediss://") {
-            let server = url.split('?').next().unwrap_or(&url);
-            let store = cached_kit::redis::throttle::RedisThrottleStore::from_url(server)?
+    if cached_kit::cache().backend().name() == "redis" {
+        if let Ok(url) = std::env::var("CACHE_URL") {
+            let store = cached_kit::redis::throttle::RedisThrottleStore::from_url(&url)?
                 .key_prefix("products-throttle");
             cached_kit::throttle::set_default_store(store);
             println!("throttling in Redis");

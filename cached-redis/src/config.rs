@@ -1,4 +1,5 @@
-//! `redis://`, `rediss://` and `redis+cluster://` URLs and the settings they carry.
+//! [`RedisConfig`]: where Redis is and how to reach it, from `redis://`, `rediss://` and
+//! `redis+cluster://` URLs or in code.
 
 use std::time::Duration;
 
@@ -209,14 +210,6 @@ impl RedisConfig {
     /// The response timeout.
     pub fn get_response_timeout(&self) -> Duration {
         self.response_timeout
-    }
-
-    /// The URL of the one server, unless this is a cluster configuration.
-    pub(crate) fn single_url(&self) -> Option<&str> {
-        match &self.target {
-            Target::Single(url) => Some(url),
-            Target::Cluster(_) => None,
-        }
     }
 
     /// Whether this configuration names Redis Cluster nodes.

@@ -1,0 +1,445 @@
+//! The one way to Redis, shared by both fronts ([`RedisBackend`](crate::RedisBackend) and
+//! [`RedisThrottleStore`](crate::throttle::RedisThrottleStore)): a multiplexed,
+//! auto-reconnecting connection per Tokio runtime (or a cluster connection), the connect
+//! and response timeouts, TLS, the circuit breaker, and how a failure becomes a
+//! [`CacheError`].
+//!
+//! A front builds its commands and hands them to [`Connection::call`]; everything about
+//! reaching Redis and failing well is decided here, once.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use cached_backend::CacheError;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult};
+use tokio::runtime::{Handle, Id};
+
+use crate::breaker::{Admit, Breaker, BreakerOpen, BreakerState};
+use crate::config::{RedisConfig, Target};
+use crate::counter::Counter;
+
+/// The backend name in errors and logs.
+pub(crate) const NAME: &str = "redis";
+
+/// Runtimes whose connections are kept at most; older ones are dropped first.
+const MAX_RUNTIMES: usize = 16;
+
+/// Counters of a Redis connection, shared by the backend and the throttle stores that
+/// use it; for monitoring and tests.
+///
+/// ```
+/// let backend = cached_redis::RedisBackend::from_url("redis://127.0.0.1:6379").unwrap();
+/// let m = backend.metrics();
+/// assert_eq!((m.calls, m.failures, m.rejected), (0, 0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisMetrics {
+    /// Calls that went to Redis (or tried to connect to it).
+    pub calls: u64,
+    /// Calls that failed because Redis could not be reached or did not answer in time.
+    pub failures: u64,
+    /// Calls the open circuit breaker failed at once, without touching the network.
+    pub rejected: u64,
+    /// How many times the breaker opened.
+    pub breaker_opened: u64,
+    /// Where the breaker stands now.
+    pub breaker: BreakerState,
+}
+
+/// Where Redis is and how to reach it: the client, one connection per Tokio runtime,
+/// the breaker and the counters. Shared (`Arc`) by every front built on it.
+pub(crate) struct Connection {
+    config: RedisConfig,
+    client: Client,
+    /// One connection per Tokio runtime: a connection's driver task lives on the runtime
+    /// that made it and dies with it. The first runtime's is read without a lock.
+    first: OnceLock<(Id, Conn)>,
+    others: RwLock<Vec<(Id, Conn)>>,
+    breaker: Breaker,
+    /// The bound on one whole call (connecting plus answering) where the connection
+    /// does not bound it itself (a cluster).
+    call_timeout: Duration,
+    /// Bumped by every call from every worker thread: striped, so the threads do not
+    /// contend for one cache line on the hot path.
+    calls: Counter,
+    failures: AtomicU64,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("config", &self.config)
+            .field("breaker", &self.breaker.state())
+            .finish()
+    }
+}
+
+// One per connection, so the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Client {
+    Single(redis::Client),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster::ClusterClient),
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(std::sync::Arc<tokio::sync::OnceCell<redis::cluster_async::ClusterConnection>>),
+}
+
+/// A ready connection: what a front sends its commands on.
+#[derive(Clone)]
+pub(crate) enum Link {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Link {
+    /// Sends `cmd` and converts the answer, as `Cmd::query_async` does, but awaits a
+    /// single-server connection's request inline: `ConnectionLike` boxes it, and that
+    /// box is large enough for the allocator to consolidate its free lists on every call.
+    pub(crate) async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        let value = match self {
+            Link::Single(c) => c.send_packed_command(cmd).await?,
+            #[cfg(feature = "cluster")]
+            Link::Cluster(c) => c.req_packed_command(cmd).await?,
+        };
+        Ok(redis::from_redis_value(value.extract_error()?)?)
+    }
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Link::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "cluster")]
+            Link::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Link::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "cluster")]
+            Link::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Single(c) => c.get_db(),
+            #[cfg(feature = "cluster")]
+            Link::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Connection {
+    /// A connection to what `config` names. Does not connect: that happens on first use.
+    pub(crate) fn new(config: RedisConfig) -> Result<Self, CacheError> {
+        let client = make_client(&config)?;
+        let call_timeout = config.connect_timeout + config.response_timeout;
+        Ok(Self {
+            breaker: Breaker::new(
+                config.breaker_threshold,
+                config.breaker_cooldown,
+                call_timeout,
+            ),
+            config,
+            client,
+            first: OnceLock::new(),
+            others: RwLock::new(Vec::new()),
+            call_timeout,
+            calls: Counter::default(),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    pub(crate) fn metrics(&self) -> RedisMetrics {
+        RedisMetrics {
+            calls: self.calls.get(),
+            failures: self.failures.load(Ordering::Relaxed),
+            rejected: self.breaker.rejected(),
+            breaker_opened: self.breaker.opened(),
+            breaker: self.breaker.state(),
+        }
+    }
+
+    /// Runs `op` on a connection, through the breaker and within the timeouts.
+    ///
+    /// Every failure is a [`CacheError`]: [`CacheError::Timeout`] when Redis did not
+    /// answer in time, otherwise [`CacheError::Backend`] whose
+    /// [`source`](std::error::Error::source) is the [`RedisError`] (or [`BreakerOpen`]
+    /// when the breaker failed the call without trying).
+    pub(crate) async fn call<T, F, Fut>(&self, op: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(Link) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let admit = self.breaker.admit();
+        if admit == Admit::Reject {
+            return Err(CacheError::backend(NAME, BreakerOpen));
+        }
+        let conn = self.conn()?;
+        self.calls.add();
+        // What is rare (a probe, making a cluster connection, bounding a cluster call) is
+        // boxed apart, so that the future of an ordinary call, which the `Backend` trait
+        // boxes and moves on every call, holds little more than the request itself.
+        let run = async {
+            let mut link = self.link(conn).await?;
+            if admit == Admit::Probe {
+                Box::pin(probe(&mut link)).await?;
+            }
+            op(link).await
+        };
+        // A ConnectionManager bounds connecting and answering itself: a second timer per
+        // call would only cost. A cluster connection is bounded here as a whole.
+        let result: Result<_, tokio::time::error::Elapsed> = match &self.client {
+            Client::Single(_) => Ok(run.await),
+            #[cfg(feature = "cluster")]
+            Client::Cluster(_) => Box::pin(tokio::time::timeout(self.call_timeout, run)).await,
+        };
+        match result {
+            Ok(Ok(v)) => {
+                self.breaker.success();
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(self.failed(e)),
+            Err(_elapsed) => {
+                self.outage();
+                Err(timeout(self.call_timeout))
+            }
+        }
+    }
+
+    /// The error for a call that failed with `e`, counted by the breaker when it means
+    /// Redis is unreachable.
+    fn failed(&self, e: RedisError) -> CacheError {
+        if !is_outage(&e) {
+            // Redis answered, with an error: it is up.
+            self.breaker.success();
+            return CacheError::backend(NAME, e);
+        }
+        self.outage();
+        if e.is_timeout() {
+            timeout(self.config.response_timeout)
+        } else {
+            CacheError::backend(NAME, e)
+        }
+    }
+
+    fn outage(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.breaker.failure();
+    }
+
+    /// The connection for the current Tokio runtime, made (lazily) if needed.
+    fn conn(&self) -> Result<Conn, CacheError> {
+        let handle = Handle::try_current().map_err(|_| {
+            CacheError::backend_message(
+                NAME,
+                "Redis is reached through Tokio: call it from within a Tokio runtime",
+            )
+        })?;
+        let id = handle.id();
+        // The common case, one runtime: a lock-free read.
+        if let Some((first, conn)) = self.first.get() {
+            if *first == id {
+                return Ok(conn.clone());
+            }
+        }
+        let others = self.others.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, conn)) = others.iter().find(|(i, _)| *i == id) {
+            return Ok(conn.clone());
+        }
+        drop(others);
+        let mut others = self.others.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, conn)) = others.iter().find(|(i, _)| *i == id) {
+            return Ok(conn.clone());
+        }
+        let conn = self.new_conn()?;
+        if self.first.set((id, conn.clone())).is_ok() {
+            return Ok(conn);
+        }
+        if others.len() >= MAX_RUNTIMES {
+            others.remove(0);
+        }
+        others.push((id, conn.clone()));
+        Ok(conn)
+    }
+
+    /// A connection for the current runtime; it connects on first use.
+    fn new_conn(&self) -> Result<Conn, CacheError> {
+        Ok(match &self.client {
+            Client::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.config.connect_timeout))
+                    .set_response_timeout(Some(self.config.response_timeout))
+                    // The breaker decides when to try again, not a retry loop per call.
+                    .set_number_of_retries(0);
+                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    .map_err(|e| CacheError::backend(NAME, e))?;
+                Conn::Single(manager)
+            }
+            #[cfg(feature = "cluster")]
+            Client::Cluster(_) => Conn::Cluster(std::sync::Arc::new(tokio::sync::OnceCell::new())),
+        })
+    }
+
+    async fn link(&self, conn: Conn) -> RedisResult<Link> {
+        match conn {
+            Conn::Single(manager) => Ok(Link::Single(manager)),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(cell) => {
+                let Client::Cluster(client) = &self.client else {
+                    return Err(not_cluster());
+                };
+                let c = match cell.get() {
+                    Some(c) => c,
+                    None => {
+                        Box::pin(cell.get_or_try_init(|| client.get_async_connection())).await?
+                    }
+                };
+                Ok(Link::Cluster(c.clone()))
+            }
+        }
+    }
+}
+
+/// A probe's first call after the breaker opened. The connection may still hold the
+/// failure from before Redis came back: a failed `PING` makes the manager reconnect, and
+/// the second waits for it, so one probe is enough to recover.
+async fn probe(link: &mut Link) -> RedisResult<()> {
+    let ping = redis::cmd("PING");
+    if link.query::<()>(&ping).await.is_err() {
+        link.query::<()>(&ping).await?;
+    }
+    Ok(())
+}
+
+/// The [`RedisError`] behind a failure, if Redis (or reaching it) caused it.
+pub(crate) fn redis_cause(err: &CacheError) -> Option<&RedisError> {
+    std::error::Error::source(err)?.downcast_ref::<RedisError>()
+}
+
+fn timeout(after: Duration) -> CacheError {
+    CacheError::Timeout {
+        backend: NAME,
+        millis: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+fn make_client(config: &RedisConfig) -> Result<Client, CacheError> {
+    let bad = |e: RedisError| CacheError::config("the Redis URL", e);
+    match &config.target {
+        Target::Single(url) => {
+            #[cfg(feature = "tls")]
+            if let Some(root) = &config.ca_cert {
+                crate::tls::install_crypto_provider();
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                };
+                return redis::Client::build_with_tls(url.as_str(), certs)
+                    .map(Client::Single)
+                    .map_err(bad);
+            }
+            #[cfg(feature = "tls")]
+            if url.starts_with("rediss:") {
+                crate::tls::install_crypto_provider();
+            }
+            redis::Client::open(url.as_str())
+                .map(Client::Single)
+                .map_err(bad)
+        }
+        Target::Cluster(nodes) => {
+            #[cfg(feature = "cluster")]
+            {
+                redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(config.connect_timeout)
+                    .response_timeout(config.response_timeout)
+                    .retries(0)
+                    .build()
+                    .map(Client::Cluster)
+                    .map_err(bad)
+            }
+            #[cfg(not(feature = "cluster"))]
+            {
+                let _ = nodes;
+                Err(CacheError::FeatureDisabled {
+                    what: "a redis+cluster:// URL".to_owned(),
+                    feature: "redis-cluster",
+                })
+            }
+        }
+    }
+}
+
+/// The error for a cluster-only operation that reached a single-server connection (a
+/// bug of this crate, reported rather than panicking).
+#[cfg(feature = "cluster")]
+pub(crate) fn not_cluster() -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "internal: a cluster operation reached a single-server connection",
+    ))
+}
+
+/// Whether an error means Redis could not be reached or did not answer (an outage the
+/// breaker counts), rather than Redis answering with an error. Decided by the error's
+/// kind, never its text.
+fn is_outage(e: &RedisError) -> bool {
+    use redis::ErrorKind as K;
+    use redis::ServerErrorKind as S;
+    match e.kind() {
+        K::Server(S::ClusterDown | S::MasterDown | S::TryAgain | S::BusyLoading) => true,
+        K::Server(_) | K::Extension | K::UnexpectedReturnType | K::Parse => false,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_not_outages_but_unreachable_servers_are() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(is_outage(&refused));
+        let wrong_type = redis::make_extension_error("WRONGTYPE".into(), None);
+        assert!(!is_outage(&wrong_type));
+        let mismatch = RedisError::from((redis::ErrorKind::UnexpectedReturnType, "type"));
+        assert!(!is_outage(&mismatch));
+    }
+
+    #[test]
+    fn the_cause_of_a_backend_error_is_the_redis_error() {
+        let err = CacheError::backend(NAME, redis::make_extension_error("WRONGTYPE".into(), None));
+        assert_eq!(
+            redis_cause(&err).and_then(RedisError::code),
+            Some("WRONGTYPE")
+        );
+        assert!(redis_cause(&CacheError::backend(NAME, BreakerOpen)).is_none());
+        assert!(redis_cause(&CacheError::backend_message(NAME, "words")).is_none());
+    }
+}
