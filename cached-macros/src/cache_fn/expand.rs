@@ -220,7 +220,9 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
     });
     let imports = if fresh.is_some() {
         quote!(
-            use ::cached_kit::__private::{UncachedFresh as _, ViaCacheFresh as _};
+            use ::cached_kit::__private::{
+                Uncached as _, UncachedFresh as _, ViaCache as _, ViaCacheFresh as _,
+            };
         )
     } else {
         quote!(
@@ -361,9 +363,9 @@ fn memoized_fn(plan: &Plan<'_>) -> TokenStream {
     };
     // The hit path: the key rendered into a reused buffer and read without a future;
     // a hit returns here, before any future of the cache's is made.
-    let lookup = if plan.fresh.is_some() {
-        // Tags or stale: the fresh runtime reads the entry itself (an envelope, whose
-        // tag versions and freshness it checks), from the stored key.
+    let lookup = if plan.fresh.as_ref().is_some_and(|f| f.stale) {
+        // Stale: the fresh runtime reads the entry itself (an envelope whose freshness
+        // decides between a hit, a stale hit that starts a refresh, and a miss).
         quote! {
             let __cache = ::cached_kit::__private::slot_get(&__CACHE_SLOT);
             let __cache_key = ::cached_kit::__private::stored_key(&__cache, &__cache_spec, #key_source);
@@ -627,10 +629,12 @@ fn fresh_run(plan: &Plan<'_>) -> TokenStream {
         return TokenStream::new();
     };
     let sig = &func.sig;
-    let method = if fresh.stale {
-        quote!(memoize_stale)
+    // Tags only: the plain hit path ran first (it checks an in-process entry's tags),
+    // and a miss continues from it. Stale: the fresh runtime does the reading too.
+    let (method, target) = if fresh.stale {
+        (quote!(memoize_stale), quote!(__cache, __cache_key,))
     } else {
-        quote!(memoize_tagged)
+        (quote!(memoize_tagged_missed), quote!(__cache_missed,))
     };
     let memoize = quote_spanned! {return_span(sig)=>
         (&::cached_kit::__private::Probe::<#stored>::new()).#method
@@ -651,8 +655,7 @@ fn fresh_run(plan: &Plan<'_>) -> TokenStream {
     // move into the body's call.
     let c = quote! {
         #memoize(
-            __cache,
-            __cache_key,
+            #target
             &__cache_spec,
             #store_if,
             move || (::cached_kit::__private::std::vec![#(#tags),*], #f),

@@ -50,8 +50,8 @@ pub use crate::blocking::block_on;
 
 // Tags and stale-while-revalidate (`#[cache_fn(tags = .., stale = ..)]`).
 pub use super::memoize_fresh::{
-    borrow_store_if, memoize_stale, memoize_tagged, no_store_if, predicate, refresh_fresh,
-    stale_arg, StaleArg, UncachedFresh, ViaCacheFresh,
+    borrow_store_if, memoize_stale, memoize_tagged, memoize_tagged_missed, no_store_if, predicate,
+    refresh_fresh, stale_arg, StaleArg, UncachedFresh, ViaCacheFresh,
 };
 
 /// The fixed settings of one memoized function.
@@ -309,6 +309,24 @@ fn lookup_in<T: Cacheable>(cache: &Cache, spec: &Spec, key: impl KeySource) -> L
             read,
         }))
     })
+}
+
+impl Missed {
+    /// The cache, the stored key and whether it was read already; or `None` (logged)
+    /// when the call runs uncached.
+    pub(super) fn into_parts(self, spec: &Spec) -> Option<(Cache, String, bool)> {
+        match self.0 {
+            MissedBy::Key { cache, skey, read } => Some((cache, skey, read)),
+            MissedBy::NoCache(e) => {
+                log_uncached(spec.name, &e);
+                None
+            }
+            MissedBy::NoKey(e) => {
+                log_uncached(spec.name, &key_error(spec.name, *e));
+                None
+            }
+        }
+    }
 }
 
 /// The rest of a call that [`lookup`] did not answer: reads the key if it was not read

@@ -35,7 +35,7 @@
 
 use std::future::Future;
 
-use super::memoize::{key_error, log_uncached, resolve, Probe, Spec, StoreIf};
+use super::memoize::{key_error, log_uncached, resolve, Missed, Probe, Spec, StoreIf};
 use super::revalidate::Refresh;
 use super::{Cache, Cacheable, ComputeOptions, LOCK_TTL};
 use crate::argkey::ArgKeyError;
@@ -129,6 +129,40 @@ where
     if let Lookup::Fresh(v) = read {
         return Ok(v);
     }
+    let (tags, f) = prepared.get();
+    let opts = options(spec, store_if, tags);
+    Box::pin(cache.compute_missed(&skey, &opts, f)).await
+}
+
+/// [`memoize_tagged`] after [`lookup`](super::memoize::lookup) missed: the hit path of
+/// a tagged function is the plain one (an in-process entry's tags are checked there,
+/// through the generation), and only a miss, or a backend that must be awaited, comes
+/// here.
+pub async fn memoize_tagged_missed<T, E, P, F, Fut>(
+    missed: Missed,
+    spec: &Spec,
+    store_if: StoreIf<'_, T>,
+    prepare: P,
+) -> Result<T, E>
+where
+    T: Cacheable,
+    P: FnOnce() -> (Vec<String>, F),
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let Some((cache, skey, read)) = missed.into_parts(spec) else {
+        return prepare().1().await;
+    };
+    let prepared = if read {
+        Prepared::Later(prepare)
+    } else {
+        // A remote backend: the entry and its tags' versions in one read.
+        let (lookup, prepared) = self::read::<T, P, F>(&cache, &skey, prepare).await;
+        if let Lookup::Fresh(v) = lookup {
+            return Ok(v);
+        }
+        prepared
+    };
     let (tags, f) = prepared.get();
     let opts = options(spec, store_if, tags);
     Box::pin(cache.compute_missed(&skey, &opts, f)).await
@@ -271,6 +305,19 @@ pub trait ViaCacheFresh<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>;
 
+    /// [`memoize_tagged_missed`].
+    fn memoize_tagged_missed<E, P, F, Fut>(
+        &self,
+        missed: Missed,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        prepare: P,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        P: FnOnce() -> (Vec<String>, F),
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>;
+
     /// [`memoize_stale`].
     fn memoize_stale<E, P, F, Fut, S>(
         &self,
@@ -315,6 +362,21 @@ impl<T: Cacheable> ViaCacheFresh<T> for Probe<T> {
         Fut: Future<Output = Result<T, E>>,
     {
         memoize_tagged(cache, key, spec, store_if, prepare)
+    }
+
+    fn memoize_tagged_missed<E, P, F, Fut>(
+        &self,
+        missed: Missed,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        prepare: P,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        P: FnOnce() -> (Vec<String>, F),
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        memoize_tagged_missed(missed, spec, store_if, prepare)
     }
 
     fn memoize_stale<E, P, F, Fut, S>(
@@ -368,6 +430,23 @@ pub trait UncachedFresh<T> {
         Fut: Future<Output = Result<T, E>>,
     {
         let _ = (cache, key, spec, store_if);
+        prepare().1()
+    }
+
+    /// Runs the computation `prepare` returns.
+    fn memoize_tagged_missed<E, P, F, Fut>(
+        &self,
+        missed: Missed,
+        spec: &Spec,
+        store_if: StoreIf<'_, T>,
+        prepare: P,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        P: FnOnce() -> (Vec<String>, F),
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let _ = (missed, spec, store_if);
         prepare().1()
     }
 
