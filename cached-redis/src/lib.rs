@@ -52,6 +52,7 @@ mod breaker;
 mod config;
 mod connection;
 mod counter;
+mod near;
 mod slot;
 pub mod throttle;
 #[cfg(feature = "tls")]
@@ -64,6 +65,7 @@ pub use config::{
     DEFAULT_RESPONSE_TIMEOUT,
 };
 pub use connection::RedisMetrics;
+pub use near::{Invalidation, NearConfig, NearStatus};
 
 /// The `redis` crate's error types, from the version this crate is built on. A Redis
 /// failure reaches you as a `CacheError::Backend` whose

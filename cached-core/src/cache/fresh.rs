@@ -455,13 +455,26 @@ impl Cache {
                     }
                     return Some(Lookup::Miss);
                 }
-                None => return Some(self.plain(skey, &value, count)),
+                None => {
+                    let read = self.plain(skey, &value, count);
+                    self.count_near(&read, count);
+                    return Some(read);
+                }
             },
         };
         if count {
             self.count_lookup(skey, &read, true);
+            self.count_near(&read, count);
         }
         Some(read)
+    }
+
+    /// Near-tier hook: a value a two-tier backend answered at once came from its near
+    /// tier (`stats().near_hits`).
+    fn count_near<T>(&self, read: &Lookup<T>, count: bool) {
+        if count && self.inner.near && !matches!(read, Lookup::Miss) {
+            self.counters().bump(Counter::NearHits);
+        }
     }
 
     /// The read of a stored key by a stale-aware reader. `tags`: the tags the entry is
