@@ -366,7 +366,11 @@ mod tests {
         let near = c.near.expect("a near tier");
         assert_eq!(near.get_max_entries(), 10);
         assert_eq!(near.get_ttl(), Some(Duration::from_secs(5)));
-        assert_eq!(near.tracked_prefix(), "shop:");
+        assert_eq!(
+            near.tracked_prefix(),
+            "",
+            "every key: several caches may share it"
+        );
         assert_eq!(near.get_invalidation(), Some(crate::Invalidation::PubSub));
         assert_eq!(
             url.take("key_prefix").as_deref(),
@@ -374,11 +378,7 @@ mod tests {
             "left for the cache"
         );
         let c = RedisConfig::from_url("redis://h/0?near_max_entries=10").unwrap();
-        assert_eq!(
-            c.near.expect("near").tracked_prefix(),
-            ":",
-            "the empty prefix"
-        );
+        assert_eq!(c.near.expect("near").tracked_prefix(), "", "every key");
     }
 
     #[test]

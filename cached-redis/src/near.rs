@@ -67,8 +67,10 @@ pub enum Invalidation {
     /// (`redis-cli`, another program, expiry, eviction, `FLUSHDB`). Needs Redis 6 or
     /// later. The default on a single server (`near_invalidation=tracking`).
     Tracking,
-    /// A pub/sub channel per key prefix (`cached-kit:near:{key_prefix}:`): each write of
-    /// cached-kit publishes the keys it changed. Changes made by other programs, and
+    /// A pub/sub channel per database (`cached-kit:near:{db}`; a channel per key prefix
+    /// would not do, since caches of several prefixes share one backend and its
+    /// processes, and a process drops announced keys it does not hold at the cost of a
+    /// hash): each write of cached-kit publishes the keys it changed. Changes made by other programs, and
     /// writes cancelled after they were sent, are not announced. The default on Redis
     /// Cluster (`near_invalidation=pubsub`), where a `PUBLISH` reaches every node.
     PubSub,
@@ -88,7 +90,7 @@ impl Invalidation {
 /// keys, and how it hears of other processes' writes.
 ///
 /// From a URL: `redis://host:6379/0?near_max_entries=10000&near_ttl=30` (`near_ttl` in
-/// seconds; the `key_prefix` of the URL is the prefix tracked). In code, given to
+/// seconds; every key of the database is kept and tracked). In code, given to
 /// [`RedisConfig::near`](crate::RedisConfig::near):
 ///
 /// ```
@@ -144,7 +146,9 @@ impl NearConfig {
 
     /// Keeps (and tracks) only the keys of caches with this `key_prefix` (stored keys
     /// `{key_prefix}:...`): Redis then reports changes under that prefix only. Without
-    /// it every key of the database is tracked. A URL's `key_prefix` sets it.
+    /// it, or with the empty prefix, every key of the database is kept and tracked (so
+    /// caches built in code over the same backend with prefixes of their own are served
+    /// too, which is what a URL's near tier does).
     ///
     /// ```
     /// let near = cached_redis::NearConfig::new(100).key_prefix("shop");
@@ -179,14 +183,21 @@ impl NearConfig {
     }
 
     /// The prefix of the stored keys kept and tracked (empty: all keys).
+    ///
+    /// ```
+    /// assert_eq!(cached_redis::NearConfig::new(1).key_prefix("").tracked_prefix(), "");
+    /// ```
     pub fn tracked_prefix(&self) -> String {
-        self.key_prefix
-            .as_ref()
-            .map_or_else(String::new, |p| format!("{p}:"))
+        match self.key_prefix.as_deref() {
+            None | Some("") => String::new(),
+            Some(p) => format!("{p}:"),
+        }
     }
 
     /// The near parameters of a cache URL (`near_max_entries`, `near_ttl`,
-    /// `near_invalidation`), taken; `key_prefix` is read but left for the cache.
+    /// `near_invalidation`), taken. A URL's near tier keeps and tracks every key: the
+    /// URL's `key_prefix` is the cache's, and caches built over the same backend in code
+    /// may have others (the products example's `pages`).
     pub(crate) fn from_cache_url(
         url: &mut cached_backend::CacheUrl,
     ) -> Result<Option<Self>, CacheError> {
@@ -231,13 +242,7 @@ impl NearConfig {
             };
             near = near.invalidation(mode);
         }
-        let prefix = url
-            .remaining()
-            .iter()
-            .find(|(k, _)| k == "key_prefix")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        Ok(Some(near.key_prefix(prefix)))
+        Ok(Some(near))
     }
 }
 
@@ -343,6 +348,9 @@ impl Near {
     ) -> Self {
         let items = usize::try_from(config.max_entries).unwrap_or(usize::MAX);
         let prefix = config.tracked_prefix();
+        let db = clients
+            .first()
+            .map_or(0, |c| c.get_connection_info().redis_settings().db());
         Self {
             entries: quick_cache::sync::Cache::new(items),
             stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
@@ -350,7 +358,7 @@ impl Near {
             current: AtomicU64::new(0),
             next_connection: AtomicU64::new(0),
             ttl: config.ttl,
-            channel: format!("cached-kit:near:{prefix}"),
+            channel: format!("cached-kit:near:{db}"),
             prefix: prefix.into(),
             mode,
             watching: AtomicBool::new(false),

@@ -278,6 +278,12 @@ impl Cache {
         }
     }
 
+    /// Whether `value`, an envelope of `T`, needs its tags' versions read from the
+    /// backend before it can be answered (a near tier held the entry but not them).
+    pub(super) fn envelope_waits<T: Cacheable>(&self, value: &Value) -> bool {
+        matches!(self.open_now::<T>(value), Some(Opened::Pending(_)))
+    }
+
     /// Opens `value` if it is an envelope of `T`, without waiting.
     fn open_now<T: Cacheable>(&self, value: &Value) -> Option<Opened<T>> {
         match value {

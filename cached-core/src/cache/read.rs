@@ -131,6 +131,15 @@ impl Cache {
         count: bool,
     ) -> Option<Result<Option<T>, CacheError>> {
         let read = self.inner.backend.get_now(skey)?;
+        if self.inner.near {
+            // Near-tier hook: an envelope whose tags' versions the near tier does not
+            // hold must be read the long way (the versions from Redis), not missed.
+            if let Ok(Some(value)) = &read {
+                if self.is_envelope::<T>(value) && self.envelope_waits::<T>(value) {
+                    return None;
+                }
+            }
+        }
         let value = self.decoded(skey, count, read);
         // Near-tier hook: a hit answered at once by a two-tier backend came from its
         // near tier.
