@@ -500,7 +500,14 @@ impl Near {
             self.watching.store(false, Ordering::Release);
             return;
         };
-        runtime.spawn(watcher(Arc::downgrade(self), Arc::clone(&self.stop)));
+        // The guard is made here, not in the task: a task dropped before its first poll
+        // (its runtime shutting down) still marks the watcher gone.
+        let watching = Watching(Arc::downgrade(self));
+        runtime.spawn(watcher(
+            watching,
+            Arc::downgrade(self),
+            Arc::clone(&self.stop),
+        ));
     }
 
     /// What a push message on the invalidation connection means.
@@ -627,8 +634,7 @@ impl Drop for Watching {
 
 /// The watcher task: keeps an invalidation connection open, and the near tier live
 /// while it is.
-async fn watcher(near: Weak<Near>, stop: Arc<Notify>) {
-    let _watching = Watching(near.clone());
+async fn watcher(_watching: Watching, near: Weak<Near>, stop: Arc<Notify>) {
     let mut backoff = MIN_BACKOFF;
     let mut attempt = 0usize;
     loop {

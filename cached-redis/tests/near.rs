@@ -168,3 +168,57 @@ async fn dropped_reads_and_writes_leave_no_stale_entry() {
     }
     assert_eq!(backend.get_now(":1:other").map(|r| r.is_ok()), None);
 }
+
+/// Dropping the last handle on a near-tiered backend ends its watcher and closes its
+/// invalidation connection: nothing is left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_backend_closes_its_invalidation_connection() {
+    let server = RedisServer::start();
+    let tracking = || {
+        server
+            .cli(&["CLIENT", "LIST"])
+            .lines()
+            .filter(|l| l.contains("flags=t"))
+            .count()
+    };
+    let (cache, backend) = tiered(&server, Invalidation::Tracking).await;
+    assert_eq!(tracking(), 1, "{}", server.cli(&["CLIENT", "LIST"]));
+    drop((cache, backend));
+    eventually("the invalidation connection closes", async || {
+        tracking() == 0
+    })
+    .await;
+}
+
+/// The watcher lives on the runtime that first needed it: when that runtime ends, the
+/// near tier goes dark, and the next runtime to read starts a new watcher.
+#[test]
+fn a_backend_outliving_its_first_runtime_watches_again_from_the_next() {
+    let server = RedisServer::start();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    let (cache, backend) = runtime().block_on(tiered(&server, Invalidation::Tracking));
+    // The first runtime is gone: its watcher with it.
+    assert!(!backend.near_status().expect("near").live);
+    let second = runtime();
+    second.block_on(async {
+        let (cache2, backend2) = (cache.clone(), backend.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !backend2.near_status().is_some_and(|s| s.live) {
+            let _ = cache2.get::<String>("again").await;
+            assert!(
+                Instant::now() < deadline,
+                "no watcher on the second runtime"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cache2.set("k", &"v".to_string(), TTL).await.expect("set");
+        held_near(&cache2, "k", "v").await;
+    });
+    assert!(backend.near_status().expect("near").connects >= 2);
+}
