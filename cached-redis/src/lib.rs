@@ -26,6 +26,11 @@
 //!   created the key), `clear` is `SCAN MATCH <prefix>*` + `UNLINK`, never `FLUSHDB`.
 //! - Counters are plain decimal strings (so `INCRBY` works and `redis-cli` shows them);
 //!   every other value is codec-encoded bytes starting with a non-ASCII header.
+//! - A near tier on request (`near_max_entries=N`, [`NearConfig`]): recently read entries
+//!   also kept in process and served through `Backend::get_now` (no round trip, no
+//!   future), kept coherent across processes by Redis's client-side caching (or pub/sub,
+//!   [`Invalidation`]) on one more connection, bypassed while that connection is down.
+//!   [`RedisBackend::near_status`] tells its state.
 //! - `rediss://` behind the `tls` feature (rustls; `ca_cert=/path.pem` to trust a private
 //!   CA), `redis+cluster://h1:7000,h2:7001` behind the `cluster` feature.
 //!
