@@ -53,9 +53,14 @@ fn start_with(cache_url: Option<&str>) -> Example {
     let db = std::env::temp_dir().join(format!(
         "cached-kit-products-{}-{}.db",
         std::process::id(),
-        cache_url.is_some()
+        cache_url.map_or(0, |u| 1 + u.len())
     ));
     let _ = std::fs::remove_file(&db);
+    start_at(cache_url, db)
+}
+
+/// The example over the database file `db` (seeded if it is not yet).
+fn start_at(cache_url: Option<&str>, db: PathBuf) -> Example {
     let mut command = Command::new(example_binary());
     match cache_url {
         Some(url) => command.env("CACHE_URL", url),
@@ -294,4 +299,95 @@ async fn the_example_caches_and_throttles_in_redis() {
         keys.lines().any(|k| k.starts_with("products-throttle:")),
         "{keys}"
     );
+}
+
+/// With `near_max_entries`, the same binary keeps a near tier in front of Redis: a view
+/// hit from it says `detail=near`, `/cache/stats` counts `near_hits`, and a `PUT` on one
+/// instance shows on another instance (same database, same Redis) within 100 ms.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_example_keeps_a_coherent_near_tier_in_front_of_redis() {
+    use std::time::Instant;
+
+    let server = cached_testing::RedisServer::start();
+    let url = format!("{}?near_max_entries=1000", server.url());
+    let one = start_with(Some(&url));
+    // The second instance shares the first one's (seeded) database and Redis.
+    let two = start_at(Some(&url), one.db.clone());
+    let client = reqwest::Client::new();
+
+    // A view hit, then (once the near tier holds it) a near hit.
+    let page = format!("{}/products?category=tables&page=1", two.base);
+    let first = client.get(&page).send().await.unwrap();
+    assert!(
+        cache_status(&first).contains("stored"),
+        "{}",
+        cache_status(&first)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = client.get(&page).send().await.unwrap();
+        let status = cache_status(&again);
+        assert!(status.contains("hit"), "{status}");
+        if status.ends_with("; detail=near") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no near hit: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = stats(&client, &two.base).await;
+    assert!(s["pages"]["near_hits"].as_u64().unwrap() >= 1, "{s}");
+
+    // The object, held near in instance two.
+    let object = format!("{}/products/42", two.base);
+    let before: Value = get_json(&client, &object).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s0 = stats(&client, &two.base).await["default"]["near_hits"]
+            .as_u64()
+            .unwrap();
+        let _: Value = get_json(&client, &object).await;
+        let s1 = stats(&client, &two.base).await["default"]["near_hits"]
+            .as_u64()
+            .unwrap();
+        if s1 > s0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "product 42 never became a near hit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A write on instance one.
+    let put = client
+        .put(format!("{}/products/42", one.base))
+        .json(&serde_json::json!({"name": "near table", "price": 99.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_ne!(before["name"], "near table");
+    let written = Instant::now();
+    loop {
+        let now: Value = get_json(&client, &object).await;
+        let listed: Value = get_json(&client, &page).await;
+        let row = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == 42)
+            .cloned();
+        if now["name"] == "near table" && row.is_some_and(|r| r["name"] == "near table") {
+            break;
+        }
+        assert!(
+            written.elapsed() < Duration::from_millis(100),
+            "instance two still shows {now} after {:?}",
+            written.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(stats(&client, &two.base).await["default"]["errors"], 0);
 }

@@ -172,6 +172,22 @@ pub trait Backend: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<bool, CacheError>;
 
+    /// Whether [`get_now`](Backend::get_now) answers from an in-process *near tier* in
+    /// front of a remote store (a Redis cache with `near_max_entries`), rather than from
+    /// the store itself. The `Cache` then counts those hits as `near_hits` too, and a view
+    /// served by one says `Cache-Status: ...; detail=near`.
+    ///
+    /// ```
+    /// # use cached_backend::Backend;
+    /// fn tiered(backend: &dyn Backend) -> bool {
+    ///     backend.near_tier()
+    /// }
+    /// # let _ = tiered;
+    /// ```
+    fn near_tier(&self) -> bool {
+        false
+    }
+
     /// How many entries the backend evicted to respect its size bound, if it knows.
     fn evictions(&self) -> u64 {
         0

@@ -83,6 +83,8 @@ struct Inner {
     alias: String,
     backend: Arc<dyn Backend>,
     objects: bool,
+    /// Whether the backend's `get_now` answers from a near tier (`Backend::near_tier`).
+    near: bool,
     codec: Codec,
     key_prefix: String,
     version: u32,
@@ -173,6 +175,7 @@ impl Cache {
                 alias: i.alias.clone(),
                 backend: Arc::clone(&i.backend),
                 objects: i.objects,
+                near: i.near,
                 codec: i.codec,
                 key_prefix: i.key_prefix.clone(),
                 version,
@@ -195,6 +198,13 @@ impl Cache {
         out.push_str(&self.inner.head);
         push_safe_key(&mut out, key);
         out
+    }
+
+    /// Whether a hit that needed no waiting came from a near tier (a Redis cache with
+    /// `near_max_entries`): the hook views use to say `detail=near`.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn near_tier(&self) -> bool {
+        self.inner.near
     }
 
     /// A snapshot of this cache's counters.

@@ -1,5 +1,6 @@
 //! [`RedisBackend`]: the [`Backend`] trait over the shared [`Connection`].
 
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use crate::breaker::BreakerState;
 use crate::config::RedisConfig;
 #[cfg(feature = "cluster")]
 use crate::connection::Link;
-use crate::connection::{redis_cause, Connection, RedisMetrics, NAME};
+use crate::connection::{push_clients, redis_cause, Connection, RedisMetrics, NAME};
+use crate::near::{announcement, Invalidation, Near, NearStatus, Ticket, ANNOUNCE_ALL};
 
 /// How many keys one `SCAN` step asks for, and one `UNLINK` deletes, during `clear`.
 const CLEAR_BATCH: usize = 500;
@@ -90,6 +92,11 @@ return 0
 /// the connection, and so does a
 /// [`RedisThrottleStore::from_backend`](crate::throttle::RedisThrottleStore::from_backend).
 ///
+/// With a [near tier](crate::NearConfig) (`near_max_entries=N` in the URL, or
+/// [`RedisConfig::near`]), recently read entries are also kept in process and served
+/// from there ([`Backend::get_now`]), kept coherent with every other process by Redis's
+/// client-side caching (or pub/sub): see docs/redis.md.
+///
 /// ```no_run
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::time::Duration;
@@ -104,6 +111,38 @@ return 0
 #[derive(Clone)]
 pub struct RedisBackend {
     conn: Arc<Connection>,
+    near: Option<Arc<Near>>,
+}
+
+/// What a write changes, for the near tiers.
+enum Changed<'a> {
+    Key(&'a str),
+    Keys(&'a [String]),
+    All,
+}
+
+/// Evicts what a write changes from this process's near tier when the write starts and
+/// again when it ends, however it ends (a write cancelled after it was sent may still be
+/// applied): a read that raced the write cannot leave the old value behind.
+struct Evict<'a> {
+    near: &'a Near,
+    changed: &'a Changed<'a>,
+}
+
+impl Evict<'_> {
+    fn now(&self) {
+        match self.changed {
+            Changed::Key(key) => self.near.invalidate(key),
+            Changed::Keys(keys) => keys.iter().for_each(|k| self.near.invalidate(k)),
+            Changed::All => self.near.flush(),
+        }
+    }
+}
+
+impl Drop for Evict<'_> {
+    fn drop(&mut self) {
+        self.now();
+    }
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -140,9 +179,193 @@ impl RedisBackend {
     /// assert_eq!(backend.config().get_response_timeout(), Duration::from_millis(200));
     /// ```
     pub fn new(config: RedisConfig) -> Result<Self, CacheError> {
+        let near = match &config.near {
+            None => None,
+            Some(near) => {
+                let mode = near.get_invalidation().unwrap_or(if config.is_cluster() {
+                    Invalidation::PubSub
+                } else {
+                    Invalidation::Tracking
+                });
+                let clients = push_clients(&config)?;
+                Some(Arc::new(Near::new(
+                    near,
+                    mode,
+                    clients,
+                    config.connect_timeout,
+                )))
+            }
+        };
         Ok(Self {
             conn: Arc::new(Connection::new(config)?),
+            near,
         })
+    }
+
+    /// The state of the near tier, if this backend has one.
+    ///
+    /// ```
+    /// let plain = cached_redis::RedisBackend::from_url("redis://127.0.0.1:6379").unwrap();
+    /// assert!(plain.near_status().is_none());
+    /// let tiered = cached_redis::RedisBackend::from_url("redis://127.0.0.1:6379?near_max_entries=100").unwrap();
+    /// assert_eq!(tiered.near_status().map(|s| s.entries), Some(0));
+    /// ```
+    pub fn near_status(&self) -> Option<NearStatus> {
+        self.near.as_ref().map(|n| n.status())
+    }
+
+    /// Runs the write `op`, which changes `changed`, keeping the near tiers coherent:
+    /// this process's is evicted before and after; with pub/sub, the change is announced
+    /// to the others once Redis applied it.
+    async fn write<T>(
+        &self,
+        changed: Changed<'_>,
+        op: impl Future<Output = Result<T, CacheError>>,
+    ) -> Result<T, CacheError> {
+        let Some(near) = self.near.as_deref() else {
+            return op.await;
+        };
+        let evict = Evict {
+            near,
+            changed: &changed,
+        };
+        evict.now();
+        let result = op.await;
+        drop(evict);
+        if near.publishes() && result.is_ok() {
+            self.announce(near, &changed).await;
+        }
+        result
+    }
+
+    /// Publishes what changed on the near tiers' channel. A failure is logged: the other
+    /// processes may then serve the old value until their `near_ttl` or the entry's
+    /// expiry.
+    async fn announce(&self, near: &Near, changed: &Changed<'_>) {
+        let payload = match changed {
+            Changed::Key(key) => announcement([*key]),
+            Changed::Keys(keys) => announcement(keys.iter().map(String::as_str)),
+            Changed::All => ANNOUNCE_ALL.to_vec(),
+        };
+        let channel = near.channel();
+        let sent: Result<i64, CacheError> = self
+            .conn
+            .call(|mut c| async move {
+                c.query(redis::cmd("PUBLISH").arg(channel).arg(&payload))
+                    .await
+            })
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "near tier: could not announce a write to the other processes");
+        }
+    }
+
+    /// `GET` and `PTTL` in one round trip, filling the near tier with what it finds.
+    async fn get_filling(
+        &self,
+        near: &Near,
+        key: &str,
+        ticket: Ticket,
+    ) -> Result<Option<Value>, CacheError> {
+        let (raw, pttl): (Option<Vec<u8>>, i64) = self
+            .conn
+            .call(|mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        let value = raw.map(from_redis);
+        if let Some(v) = &value {
+            near.fill(key, ticket, v.clone(), pttl);
+        }
+        Ok(value)
+    }
+
+    /// `MGET` and each key's `PTTL` in one round trip, filling the near tier.
+    async fn get_many_filling(
+        &self,
+        near: &Near,
+        keys: &[String],
+    ) -> Result<Vec<Option<Value>>, CacheError> {
+        let tickets: Vec<Option<Ticket>> = keys.iter().map(|k| near.ticket(k)).collect();
+        let replies: Vec<redis::Value> = self
+            .conn
+            .call(|mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.cmd("MGET").arg(keys);
+                for key in keys {
+                    pipe.cmd("PTTL").arg(key);
+                }
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        let mut replies = replies.into_iter();
+        let values: Vec<Option<Vec<u8>>> = match replies.next().map(redis::from_redis_value) {
+            Some(Ok(values)) => values,
+            _ => return Err(CacheError::backend_message(NAME, "MGET answered no values")),
+        };
+        if values.len() != keys.len() {
+            return Err(CacheError::backend_message(
+                NAME,
+                format!(
+                    "MGET of {} keys answered {} values",
+                    keys.len(),
+                    values.len()
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for ((key, raw), ticket) in keys.iter().zip(values).zip(tickets) {
+            let value = raw.map(from_redis);
+            let pttl = replies
+                .next()
+                .and_then(|v| redis::from_redis_value::<i64>(v).ok());
+            if let (Some(v), Some(ticket), Some(pttl)) = (&value, ticket, pttl) {
+                near.fill(key, ticket, v.clone(), pttl);
+            }
+            out.push(value);
+        }
+        Ok(out)
+    }
+
+    /// `set_many` of encoded values: one pipeline (per slot, on a cluster).
+    async fn set_many_encoded(
+        &self,
+        encoded: Vec<(String, Bytes)>,
+        ttl: Ttl,
+    ) -> Result<(), CacheError> {
+        // A pipeline is one round trip; a cluster pipeline must stay within one slot.
+        for group in pipeline_groups(self.conn.config(), encoded) {
+            let mut pipe = redis::pipe();
+            for (key, value) in &group {
+                let cmd = pipe.cmd("SET").arg(key).arg(&value[..]);
+                if let Some(ttl) = ttl {
+                    cmd.arg("PX").arg(millis(ttl));
+                }
+                cmd.ignore();
+            }
+            self.conn
+                .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One `MGET`, without the near tier.
+    async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Value>>, CacheError> {
+        // One MGET; in a cluster the `redis` crate splits it by slot and reassembles it.
+        let raw: Vec<Option<Vec<u8>>> = self
+            .conn
+            .call(|mut c| async move { c.query(redis::cmd("MGET").arg(keys)).await })
+            .await?;
+        if raw.len() != keys.len() {
+            return Err(CacheError::backend_message(
+                NAME,
+                format!("MGET of {} keys answered {} values", keys.len(), raw.len()),
+            ));
+        }
+        Ok(raw.into_iter().map(|v| v.map(from_redis)).collect())
     }
 
     /// Where the circuit breaker stands.
@@ -242,7 +465,23 @@ impl Backend for RedisBackend {
         NAME
     }
 
+    fn near_tier(&self) -> bool {
+        self.near.is_some()
+    }
+
+    #[inline]
+    fn get_now(&self, key: &str) -> Option<Result<Option<Value>, CacheError>> {
+        let value = self.near.as_deref()?.get(key)?;
+        Some(Ok(Some(value)))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Value>, CacheError> {
+        if let Some(near) = &self.near {
+            near.watch();
+            if let Some(ticket) = near.ticket(key) {
+                return self.get_filling(near, key, ticket).await;
+            }
+        }
         // The hit path: one command buffer sized once.
         let mut get = Cmd::with_capacity(2, 3 + key.len());
         get.arg("GET").arg(key);
@@ -255,39 +494,36 @@ impl Backend for RedisBackend {
 
     async fn set(&self, key: &str, value: Value, ttl: Ttl) -> Result<(), CacheError> {
         let value = to_redis(value)?;
-        self.conn
-            .call(|mut c| async move {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(key).arg(&value[..]);
-                if let Some(ttl) = ttl {
-                    cmd.arg("PX").arg(millis(ttl));
-                }
-                c.query::<()>(&cmd).await
-            })
-            .await
+        let op = self.conn.call(|mut c| async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(&value[..]);
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(millis(ttl));
+            }
+            c.query::<()>(&cmd).await
+        });
+        self.write(Changed::Key(key), op).await
     }
 
     async fn add(&self, key: &str, value: Value, ttl: Ttl) -> Result<bool, CacheError> {
         let value = to_redis(value)?;
-        let reply: redis::Value = self
-            .conn
-            .call(|mut c| async move {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(key).arg(&value[..]).arg("NX");
-                if let Some(ttl) = ttl {
-                    cmd.arg("PX").arg(millis(ttl));
-                }
-                c.query(&cmd).await
-            })
-            .await?;
+        let op = self.conn.call(|mut c| async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(&value[..]).arg("NX");
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(millis(ttl));
+            }
+            c.query(&cmd).await
+        });
+        let reply: redis::Value = self.write(Changed::Key(key), op).await?;
         Ok(!matches!(reply, redis::Value::Nil))
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let n: usize = self
+        let op = self
             .conn
-            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(key)).await })
-            .await?;
+            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(key)).await });
+        let n: usize = self.write(Changed::Key(key), op).await?;
         Ok(n > 0)
     }
 
@@ -295,18 +531,29 @@ impl Backend for RedisBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        // One MGET; in a cluster the `redis` crate splits it by slot and reassembles it.
-        let raw: Vec<Option<Vec<u8>>> = self
-            .conn
-            .call(|mut c| async move { c.query(redis::cmd("MGET").arg(keys)).await })
-            .await?;
-        if raw.len() != keys.len() {
-            return Err(CacheError::backend_message(
-                NAME,
-                format!("MGET of {} keys answered {} values", keys.len(), raw.len()),
-            ));
+        let Some(near) = self.near.as_deref() else {
+            return self.mget(keys).await;
+        };
+        if let Some(near) = &self.near {
+            near.watch();
         }
-        Ok(raw.into_iter().map(|v| v.map(from_redis)).collect())
+        // What the near tier holds, then the rest from Redis in one round trip.
+        let mut out: Vec<Option<Value>> = keys.iter().map(|k| near.get(k)).collect();
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let rest: Vec<String> = missing.iter().map(|&i| keys[i].clone()).collect();
+        // A cluster pipeline must stay within one slot: there, the rest is not filled.
+        let fetched = if self.conn.config().is_cluster() {
+            self.mget(&rest).await?
+        } else {
+            self.get_many_filling(near, &rest).await?
+        };
+        for (i, value) in missing.into_iter().zip(fetched) {
+            out[i] = value;
+        }
+        Ok(out)
     }
 
     async fn set_many(&self, entries: Vec<(String, Value)>, ttl: Ttl) -> Result<(), CacheError> {
@@ -317,48 +564,79 @@ impl Backend for RedisBackend {
         for (key, value) in entries {
             encoded.push((key, to_redis(value)?));
         }
-        // A pipeline is one round trip; a cluster pipeline must stay within one slot.
-        for group in pipeline_groups(self.conn.config(), encoded) {
-            let mut pipe = redis::pipe();
-            for (key, value) in &group {
-                let cmd = pipe.cmd("SET").arg(key).arg(&value[..]);
-                if let Some(ttl) = ttl {
-                    cmd.arg("PX").arg(millis(ttl));
-                }
-                cmd.ignore();
-            }
-            self.conn
-                .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
-                .await?;
-        }
-        Ok(())
+        let keys: Vec<String> = match self.near {
+            Some(_) => encoded.iter().map(|(k, _)| k.clone()).collect(),
+            None => Vec::new(),
+        };
+        self.write(Changed::Keys(&keys), self.set_many_encoded(encoded, ttl))
+            .await
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<usize, CacheError> {
         if keys.is_empty() {
             return Ok(0);
         }
-        self.conn
-            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(keys)).await })
-            .await
+        let op = self
+            .conn
+            .call(|mut c| async move { c.query(redis::cmd("UNLINK").arg(keys)).await });
+        self.write(Changed::Keys(keys), op).await
     }
 
     async fn incr(&self, key: &str, delta: i64, ttl: Ttl) -> Result<i64, CacheError> {
         let expiry = ttl.map(|t| millis(t).to_string()).unwrap_or_default();
-        let result = self
-            .conn
-            .call(|mut c| async move {
-                INCR.key(key)
-                    .arg(delta)
-                    .arg(&expiry)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
+        let op = self.conn.call(|mut c| async move {
+            INCR.key(key)
+                .arg(delta)
+                .arg(&expiry)
+                .invoke_async::<i64>(&mut c)
+                .await
+        });
+        let result = self.write(Changed::Key(key), op).await;
         result.map_err(|err| incr_error(key, err))
     }
 
     async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool, CacheError> {
+        self.write(Changed::Key(key), self.touch_redis(key, ttl))
+            .await
+    }
+
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
+        let op = self.conn.call(|mut c| async move {
+            DELETE_IF_EQUALS
+                .key(key)
+                .arg(expected)
+                .invoke_async(&mut c)
+                .await
+        });
+        let n: i64 = self.write(Changed::Key(key), op).await?;
+        Ok(n == 1)
+    }
+
+    async fn expire_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let op = self.conn.call(|mut c| async move {
+            EXPIRE_IF_EQUALS
+                .key(key)
+                .arg(expected)
+                .arg(millis(ttl))
+                .invoke_async(&mut c)
+                .await
+        });
+        let n: i64 = self.write(Changed::Key(key), op).await?;
+        Ok(n == 1)
+    }
+
+    async fn clear(&self, prefix: &str) -> Result<usize, CacheError> {
+        self.write(Changed::All, self.clear_redis(prefix)).await
+    }
+}
+
+impl RedisBackend {
+    async fn touch_redis(&self, key: &str, ttl: Ttl) -> Result<bool, CacheError> {
         match ttl {
             Some(ttl) => {
                 let n: i64 = self
@@ -380,41 +658,7 @@ impl Backend for RedisBackend {
         }
     }
 
-    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
-        let n: i64 = self
-            .conn
-            .call(|mut c| async move {
-                DELETE_IF_EQUALS
-                    .key(key)
-                    .arg(expected)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(n == 1)
-    }
-
-    async fn expire_if_equals(
-        &self,
-        key: &str,
-        expected: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        let n: i64 = self
-            .conn
-            .call(|mut c| async move {
-                EXPIRE_IF_EQUALS
-                    .key(key)
-                    .arg(expected)
-                    .arg(millis(ttl))
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(n == 1)
-    }
-
-    async fn clear(&self, prefix: &str) -> Result<usize, CacheError> {
+    async fn clear_redis(&self, prefix: &str) -> Result<usize, CacheError> {
         // SCAN + UNLINK under the prefix only: never FLUSHDB, even for the empty prefix.
         let pattern = format!("{}*", glob_escape(prefix));
         #[cfg(feature = "cluster")]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use cached_backend::{CacheError, CacheUrl};
 
+use crate::near::NearConfig;
+
 /// How long to wait for a connection to Redis, by default (`connect_timeout=` in ms).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long to wait for Redis to answer a command, by default (`response_timeout=` in ms).
@@ -20,7 +22,7 @@ pub(crate) const THROTTLE_PARAMS: &str =
     "connect_timeout, response_timeout, breaker_threshold, breaker_cooldown (milliseconds but the threshold), ca_cert (rediss:// only), key_prefix";
 
 pub(crate) const REDIS_PARAMS: &str =
-    "connect_timeout, response_timeout, breaker_threshold, breaker_cooldown (milliseconds but the threshold), ca_cert (rediss:// only), key_prefix, version, default_ttl, codec";
+    "connect_timeout, response_timeout, breaker_threshold, breaker_cooldown (milliseconds but the threshold), ca_cert (rediss:// only), near_max_entries, near_ttl (seconds), near_invalidation (tracking or pubsub), key_prefix, version, default_ttl, codec";
 
 /// Where and how to reach Redis: the server (or cluster nodes), timeouts and the circuit
 /// breaker.
@@ -46,6 +48,8 @@ pub struct RedisConfig {
     pub(crate) breaker_cooldown: Duration,
     /// A PEM root certificate to trust for `rediss://` (instead of the system roots).
     pub(crate) ca_cert: Option<Vec<u8>>,
+    /// The near tier in front of Redis, if any.
+    pub(crate) near: Option<NearConfig>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -62,6 +66,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("breaker_threshold", &self.breaker_threshold)
             .field("breaker_cooldown", &self.breaker_cooldown)
             .field("ca_cert", &self.ca_cert.is_some())
+            .field("near", &self.near)
             .finish()
     }
 }
@@ -88,8 +93,10 @@ impl RedisConfig {
     /// Parses a URL: `redis://[user:pass@]host[:port][/db]`, `rediss://...` (feature
     /// `tls`) or `redis+cluster://host1:port1,host2:port2` (feature `cluster`), with the
     /// query parameters `connect_timeout`, `response_timeout`, `breaker_cooldown`
-    /// (milliseconds), `breaker_threshold` (failures) and `ca_cert` (path to a PEM file,
-    /// `rediss://` only). Nothing connects here.
+    /// (milliseconds), `breaker_threshold` (failures), `ca_cert` (path to a PEM file,
+    /// `rediss://` only), and for a near tier `near_max_entries`, `near_ttl` (seconds)
+    /// and `near_invalidation` (`tracking` or `pubsub`; see [`NearConfig`]). Nothing
+    /// connects here.
     ///
     /// ```
     /// use cached_redis::RedisConfig;
@@ -161,7 +168,16 @@ impl RedisConfig {
                 )
             })?),
         };
+        let near = NearConfig::from_cache_url(url)?;
         let target = target(url)?;
+        if let (Some(near), Target::Cluster(_)) = (&near, &target) {
+            if near.get_invalidation() == Some(crate::Invalidation::Tracking) {
+                return Err(CacheError::config(
+                    url.origin(),
+                    "`near_invalidation=tracking` is not available on Redis Cluster (it tracks per node): use `near_invalidation=pubsub`, the cluster's default",
+                ));
+            }
+        }
         Ok(Self {
             target,
             connect_timeout,
@@ -169,6 +185,7 @@ impl RedisConfig {
             breaker_threshold,
             breaker_cooldown,
             ca_cert,
+            near,
         })
     }
 
@@ -193,6 +210,27 @@ impl RedisConfig {
         self.breaker_threshold = threshold.max(1);
         self.breaker_cooldown = cooldown;
         self
+    }
+
+    /// Puts a near tier in front of Redis: an in-process copy of recently read entries,
+    /// kept coherent across processes (see [`NearConfig`] and docs/redis.md).
+    ///
+    /// ```
+    /// use cached_redis::{NearConfig, RedisConfig};
+    /// let config = RedisConfig::from_url("redis://127.0.0.1:6379/0")
+    ///     .unwrap()
+    ///     .near(NearConfig::new(1_000));
+    /// assert_eq!(config.get_near().map(|n| n.get_max_entries()), Some(1_000));
+    /// ```
+    #[must_use]
+    pub fn near(mut self, near: NearConfig) -> Self {
+        self.near = Some(near);
+        self
+    }
+
+    /// The near tier's configuration, if there is one.
+    pub fn get_near(&self) -> Option<&NearConfig> {
+        self.near.as_ref()
     }
 
     /// Trusts this PEM root certificate for `rediss://` instead of the system roots.
@@ -313,6 +351,49 @@ mod tests {
         assert!(err("redis://h:notaport/0").contains("not a valid Redis URL"));
         assert!(err("redis+cluster://").contains("at least one node"));
         assert!(err("redis+cluster://a:1,b:2/3").contains("only database 0"));
+    }
+
+    #[test]
+    fn near_parameters_configure_a_near_tier() {
+        let c = RedisConfig::from_url("redis://h/0").unwrap();
+        assert!(c.near.is_none());
+        let mut url = CacheUrl::parse(
+            "T",
+            "redis://h/0?near_max_entries=10&near_ttl=5&key_prefix=shop&near_invalidation=pubsub",
+        )
+        .unwrap();
+        let c = RedisConfig::from_cache_url(&mut url).unwrap();
+        let near = c.near.expect("a near tier");
+        assert_eq!(near.get_max_entries(), 10);
+        assert_eq!(near.get_ttl(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            near.tracked_prefix(),
+            "",
+            "every key: several caches may share it"
+        );
+        assert_eq!(near.get_invalidation(), Some(crate::Invalidation::PubSub));
+        assert_eq!(
+            url.take("key_prefix").as_deref(),
+            Some("shop"),
+            "left for the cache"
+        );
+        let c = RedisConfig::from_url("redis://h/0?near_max_entries=10").unwrap();
+        assert_eq!(c.near.expect("near").tracked_prefix(), "", "every key");
+    }
+
+    #[test]
+    fn bad_near_parameters_name_the_bad_part() {
+        assert!(err("redis://h?near_max_entries=0").contains("`near_max_entries=0`"));
+        assert!(err("redis://h?near_max_entries=many").contains("`near_max_entries=many`"));
+        assert!(err("redis://h?near_max_entries=1&near_ttl=0").contains("`near_ttl=0`"));
+        assert!(err("redis://h?near_max_entries=1&near_ttl=1.5").contains("`near_ttl=1.5`"));
+        assert!(err("redis://h?near_ttl=5").contains("add `near_max_entries=N`"));
+        assert!(err("redis://h?near_max_entries=1&near_invalidation=smoke")
+            .contains("`near_invalidation=smoke`"));
+        assert!(
+            err("redis+cluster://a:1?near_max_entries=1&near_invalidation=tracking")
+                .contains("not available on Redis Cluster")
+        );
     }
 
     #[test]

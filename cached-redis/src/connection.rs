@@ -395,6 +395,42 @@ fn make_client(config: &RedisConfig) -> Result<Client, CacheError> {
     }
 }
 
+/// Clients for the near tier's invalidation connection: RESP3 (push messages), same
+/// server, credentials and TLS as the data connections; for a cluster, one per seed node
+/// (a pub/sub subscription on any node hears every `PUBLISH`).
+pub(crate) fn push_clients(config: &RedisConfig) -> Result<Vec<redis::Client>, CacheError> {
+    let urls: Vec<&String> = match &config.target {
+        Target::Single(url) => vec![url],
+        Target::Cluster(nodes) => nodes.iter().collect(),
+    };
+    urls.into_iter()
+        .map(|url| {
+            let bad = |e: RedisError| CacheError::config("the Redis URL", e);
+            let info =
+                redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(bad)?;
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP3);
+            let info = info.set_redis_settings(settings);
+            #[cfg(feature = "tls")]
+            if let Some(root) = &config.ca_cert {
+                crate::tls::install_crypto_provider();
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                };
+                return redis::Client::build_with_tls(info, certs).map_err(bad);
+            }
+            #[cfg(feature = "tls")]
+            if url.starts_with("rediss:") {
+                crate::tls::install_crypto_provider();
+            }
+            redis::Client::open(info).map_err(bad)
+        })
+        .collect()
+}
+
 /// The error for a cluster-only operation that reached a single-server connection (a
 /// bug of this crate, reported rather than panicking).
 #[cfg(feature = "cluster")]

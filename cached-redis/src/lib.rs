@@ -26,6 +26,11 @@
 //!   created the key), `clear` is `SCAN MATCH <prefix>*` + `UNLINK`, never `FLUSHDB`.
 //! - Counters are plain decimal strings (so `INCRBY` works and `redis-cli` shows them);
 //!   every other value is codec-encoded bytes starting with a non-ASCII header.
+//! - A near tier on request (`near_max_entries=N`, [`NearConfig`]): recently read entries
+//!   also kept in process and served through `Backend::get_now` (no round trip, no
+//!   future), kept coherent across processes by Redis's client-side caching (or pub/sub,
+//!   [`Invalidation`]) on one more connection, bypassed while that connection is down.
+//!   [`RedisBackend::near_status`] tells its state.
 //! - `rediss://` behind the `tls` feature (rustls; `ca_cert=/path.pem` to trust a private
 //!   CA), `redis+cluster://h1:7000,h2:7001` behind the `cluster` feature.
 //!
@@ -52,6 +57,7 @@ mod breaker;
 mod config;
 mod connection;
 mod counter;
+mod near;
 mod slot;
 pub mod throttle;
 #[cfg(feature = "tls")]
@@ -64,6 +70,7 @@ pub use config::{
     DEFAULT_RESPONSE_TIMEOUT,
 };
 pub use connection::RedisMetrics;
+pub use near::{Invalidation, NearConfig, NearStatus};
 
 /// The `redis` crate's error types, from the version this crate is built on. A Redis
 /// failure reaches you as a `CacheError::Backend` whose

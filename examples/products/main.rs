@@ -5,6 +5,8 @@
 //! cargo run --example products                       # in memory, on 127.0.0.1:3000
 //! PORT=8080 cargo run --example products
 //! CACHE_URL=redis://127.0.0.1:6379/0 cargo run --example products --features redis
+//! # with a near tier in front of Redis (view hits from it say `detail=near`):
+//! CACHE_URL='redis://127.0.0.1:6379/0?near_max_entries=1000' cargo run --example products --features redis
 //! ```
 //!
 //! | route | shows |

@@ -68,6 +68,7 @@ impl CacheBuilder {
         Cache {
             inner: Arc::new(Inner {
                 objects: self.backend.stores_objects(),
+                near: self.backend.near_tier(),
                 head: key_head(&self.key_prefix, self.version),
                 alias: self.alias,
                 backend: self.backend,

@@ -278,6 +278,12 @@ impl Cache {
         }
     }
 
+    /// Whether `value`, an envelope of `T`, needs its tags' versions read from the
+    /// backend before it can be answered (a near tier held the entry but not them).
+    pub(super) fn envelope_waits<T: Cacheable>(&self, value: &Value) -> bool {
+        matches!(self.open_now::<T>(value), Some(Opened::Pending(_)))
+    }
+
     /// Opens `value` if it is an envelope of `T`, without waiting.
     fn open_now<T: Cacheable>(&self, value: &Value) -> Option<Opened<T>> {
         match value {
@@ -455,13 +461,26 @@ impl Cache {
                     }
                     return Some(Lookup::Miss);
                 }
-                None => return Some(self.plain(skey, &value, count)),
+                None => {
+                    let read = self.plain(skey, &value, count);
+                    self.count_near(&read, count);
+                    return Some(read);
+                }
             },
         };
         if count {
             self.count_lookup(skey, &read, true);
+            self.count_near(&read, count);
         }
         Some(read)
+    }
+
+    /// Near-tier hook: a value a two-tier backend answered at once came from its near
+    /// tier (`stats().near_hits`).
+    fn count_near<T>(&self, read: &Lookup<T>, count: bool) {
+        if count && self.inner.near && !matches!(read, Lookup::Miss) {
+            self.counters().bump(Counter::NearHits);
+        }
     }
 
     /// The read of a stored key by a stale-aware reader. `tags`: the tags the entry is

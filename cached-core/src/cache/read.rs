@@ -131,7 +131,22 @@ impl Cache {
         count: bool,
     ) -> Option<Result<Option<T>, CacheError>> {
         let read = self.inner.backend.get_now(skey)?;
-        Some(self.decoded(skey, count, read))
+        if self.inner.near {
+            // Near-tier hook: an envelope whose tags' versions the near tier does not
+            // hold must be read the long way (the versions from Redis), not missed.
+            if let Ok(Some(value)) = &read {
+                if self.is_envelope::<T>(value) && self.envelope_waits::<T>(value) {
+                    return None;
+                }
+            }
+        }
+        let value = self.decoded(skey, count, read);
+        // Near-tier hook: a hit answered at once by a two-tier backend came from its
+        // near tier.
+        if count && self.inner.near && matches!(value, Ok(Some(_))) {
+            self.counters().bump(Counter::NearHits);
+        }
+        Some(value)
     }
 
     /// [`fetch_now`](Self::fetch_now) as the hit path of `#[cache_fn]` needs it: a hit,

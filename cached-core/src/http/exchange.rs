@@ -252,7 +252,10 @@ impl Exchange {
         // The first read is the one the cache's stats count: one lookup per request.
         let first = find_now(opts, &cache, &base, request);
         if let Some(Found::Entry(entry, now)) = &first {
-            return Begun::Done(Lookup::Hit(hit(entry, *now, request, omit_body)));
+            let mut response = hit(entry, *now, request, omit_body);
+            // Near-tier hook: a hit read at once from a two-tier cache came from its near tier.
+            headers::detail_near(response.headers_mut(), cache.near_tier());
+            return Begun::Done(Lookup::Hit(response));
         }
         Begun::Pending(Rest {
             cache,

@@ -41,6 +41,18 @@ pub(crate) fn hit(upstream: &str, ttl_secs: u64) -> HeaderValue {
     ascii(out)
 }
 
+/// Adds `; detail=near` to this cache's `Cache-Status` entry (the last one) of a hit
+/// served from a near tier, when `near`.
+pub(crate) fn detail_near(headers: &mut HeaderMap, near: bool) {
+    if !near {
+        return;
+    }
+    if let Some(status) = headers.get(CACHE_STATUS).and_then(|v| v.to_str().ok()) {
+        let marked = ascii(format!("{status}; detail=near"));
+        headers.insert(CACHE_STATUS, marked);
+    }
+}
+
 /// `Cache-Status` of a miss whose response was stored.
 pub(crate) fn stored() -> HeaderValue {
     HeaderValue::from_static("cached-kit; fwd=miss; stored")
@@ -302,6 +314,18 @@ mod tests {
     #[test]
     fn cache_status_values() {
         assert_eq!(hit("", 42), "cached-kit; hit; ttl=42");
+        let mut near = HeaderMap::new();
+        near.insert(CACHE_STATUS, hit("origin; fwd=uri-miss", 7));
+        detail_near(&mut near, false);
+        assert_eq!(
+            near[CACHE_STATUS],
+            "origin; fwd=uri-miss, cached-kit; hit; ttl=7"
+        );
+        detail_near(&mut near, true);
+        assert_eq!(
+            near[CACHE_STATUS],
+            "origin; fwd=uri-miss, cached-kit; hit; ttl=7; detail=near"
+        );
         assert_eq!(
             hit("origin; fwd=uri-miss", 0),
             "origin; fwd=uri-miss, cached-kit; hit; ttl=0"
