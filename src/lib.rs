@@ -42,7 +42,7 @@ pub use cached_macros::{cache_evict, cache_fn};
 /// a spawned task with the extracted arguments moved into it: they must be
 /// `Send + 'static` (an argument that is not is a compile error on its type). A handler
 /// tags its response with the objects it shows by returning
-/// [`http::CacheTags`](crate::http::CacheTags) with it; `invalidate_tags` on the view's
+/// [`http::CacheTags`] with it; `invalidate_tags` on the view's
 /// cache then makes the pages showing an object miss.
 ///
 /// The handler stays an ordinary axum handler with all its extractors (`State`, `Path`,
