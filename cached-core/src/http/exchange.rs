@@ -198,14 +198,14 @@ pub enum Lookup<M> {
 ///
 /// ```
 /// use cached_core::http::view::{Response, Stale};
-/// fn answer<M>(stale: Stale<M>, run: impl FnOnce(M)) -> Response {
+/// fn answer<M, F: FnOnce(M)>(stale: Stale<M>, run: F) -> Response {
 ///     let (response, refresh) = stale.into_parts();
 ///     if let Some(refresh) = refresh {
 ///         run(refresh);
 ///     }
 ///     response
 /// }
-/// # let _ = answer::<()>;
+/// # let _ = answer::<(), fn(())>;
 /// ```
 #[derive(Debug)]
 pub struct Stale<M> {

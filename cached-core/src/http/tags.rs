@@ -16,22 +16,17 @@ use axum::response::{IntoResponseParts, ResponseParts};
 /// added to them.
 ///
 /// ```
-/// use axum::{extract::Query, routing::get, Json, Router};
+/// use axum::{extract::Path, routing::get, Router};
 /// use cached_core::http::{CacheLayer, CacheTags};
 ///
-/// #[derive(serde::Deserialize)]
-/// struct Page {
-///     page: u32,
-/// }
-///
-/// async fn list(Query(p): Query<Page>) -> (CacheTags, Json<Vec<u32>>) {
-///     let ids: Vec<u32> = (p.page * 20..p.page * 20 + 20).collect();
+/// async fn list(Path(page): Path<u32>) -> (CacheTags, String) {
+///     let ids: Vec<u32> = (page * 20..page * 20 + 20).collect();
 ///     let tags = CacheTags::new(ids.iter().map(|id| format!("product:{id}")));
-///     (tags, Json(ids))
+///     (tags, format!("{ids:?}"))
 /// }
 ///
 /// let app: Router = Router::new()
-///     .route("/products", get(list))
+///     .route("/products/page/{page}", get(list))
 ///     .layer(CacheLayer::new().tags(["products"]));
 /// # let _ = app;
 /// // After writing product 7: `cache.invalidate_tags(&["product:7"]).await`.
