@@ -31,8 +31,19 @@ pub use cached_macros::{cache_evict, cache_fn};
 /// Arguments, all optional: `ttl` (whole seconds, or a `Duration` expression; default the
 /// cache's default ttl), `cache` (a named cache, default `"default"`), `vary` (request
 /// headers to key on besides those the response's `Vary` names), `shared` (default
-/// `false`: `Authorization` and `Cookie` are part of the key), `max_body` (bytes, default
-/// 8 MiB). The rules and headers are those of the `http` module and `CacheLayer`.
+/// `false`: `Authorization` and `Cookie` are part of the key, and responses say
+/// `Vary: Authorization, Cookie`), `max_body` (bytes, default 8 MiB), `stale` (seconds
+/// past `ttl` a response is served at once while one refresh runs in the background),
+/// `tags` (static tags of every stored response). The rules and headers are those of the
+/// `http` module and `CacheLayer`.
+///
+/// With `stale`, the request that finds its page stale answers with it at once
+/// (`Cache-Status: cached-kit; hit; ttl=0; detail=stale`), and the handler's body runs in
+/// a spawned task with the extracted arguments moved into it: they must be
+/// `Send + 'static` (an argument that is not is a compile error on its type). A handler
+/// tags its response with the objects it shows by returning
+/// [`http::CacheTags`] with it; `invalidate_tags` on the view's
+/// cache then makes the pages showing an object miss.
 ///
 /// The handler stays an ordinary axum handler with all its extractors (`State`, `Path`,
 /// `Query`, `Json` bodies, your own): the attribute adds one first argument, an extractor
@@ -58,6 +69,31 @@ pub use cached_macros::{cache_evict, cache_fn};
 ///
 /// let app: Router = Router::new().route("/products", get(list_products));
 /// # let _ = app;
+/// # }
+/// ```
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use axum::{extract::Query, routing::get, Json, Router};
+/// use cached_kit::{cache_view, http::CacheTags};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Page {
+///     page: u32,
+/// }
+///
+/// // Fresh for a minute, then served stale for up to ten while it is refreshed; tagged
+/// // "products" and with the ids it shows.
+/// #[cache_view(ttl = 60, stale = 600, tags = ["products"])]
+/// async fn list_products(Query(q): Query<Page>) -> (CacheTags, Json<Vec<u32>>) {
+///     let ids: Vec<u32> = (q.page * 20..q.page * 20 + 20).collect();
+///     (CacheTags::new(ids.iter().map(|id| format!("product:{id}"))), Json(ids))
+/// }
+///
+/// let app: Router = Router::new().route("/products", get(list_products));
+/// # let _ = app;
+/// // After a write to product 7:
+/// // cached_kit::cache().invalidate_tags(&["product:7"]).await?;
 /// # }
 /// ```
 pub use cached_macros::cache_view;

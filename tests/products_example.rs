@@ -50,17 +50,28 @@ fn start() -> Example {
 }
 
 fn start_with(cache_url: Option<&str>) -> Example {
-    let db = std::env::temp_dir().join(format!(
-        "cached-kit-products-{}-{}.db",
-        std::process::id(),
-        cache_url.map_or(0, |u| 1 + u.len())
-    ));
-    let _ = std::fs::remove_file(&db);
-    start_at(cache_url, db)
+    let name = match cache_url {
+        Some(_) => "redis",
+        None => "memory",
+    };
+    let db = fresh_database(name);
+    launch(cache_url, db)
 }
 
-/// The example over the database file `db` (seeded if it is not yet).
-fn start_at(cache_url: Option<&str>, db: PathBuf) -> Example {
+/// A path for a new SQLite file (removed if a previous run left one).
+fn fresh_database(name: &str) -> PathBuf {
+    let db = std::env::temp_dir().join(format!(
+        "cached-kit-products-{}-{name}.db",
+        std::process::id()
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    db
+}
+
+/// Runs the example over the database `db` (seeded on first start).
+fn launch(cache_url: Option<&str>, db: PathBuf) -> Example {
     let mut command = Command::new(example_binary());
     match cache_url {
         Some(url) => command.env("CACHE_URL", url),
@@ -98,6 +109,15 @@ fn cache_status(resp: &reqwest::Response) -> String {
         .to_owned()
 }
 
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
     let resp = client.get(url).send().await.expect("the example answers");
     resp.json().await.expect("a JSON body")
@@ -122,6 +142,13 @@ async fn every_route_of_the_flagship_example() {
         "{}",
         cache_status(&first)
     );
+    // Served stale for 300 s past its 600 while it is refreshed, and it says so; the
+    // anonymous page tells a CDN it varies on credentials.
+    assert_eq!(
+        header(&first, "cache-control"),
+        "max-age=600, stale-while-revalidate=300"
+    );
+    assert_eq!(header(&first, "vary"), "authorization, cookie");
     let first_body: Value = first.json().await.unwrap();
     assert_eq!(first_body.as_array().map(Vec::len), Some(20));
     let second = client.get(&page).send().await.unwrap();
@@ -169,7 +196,20 @@ async fn every_route_of_the_flagship_example() {
         "the second read of product 42 is a hit: {after}"
     );
 
-    // Invalidation: the write shows on the next read of the object and of its list page.
+    // Pages that do not show product 42: stored now, and still hits after the write.
+    let unrelated = [
+        format!("{base}/products?category=tables&page=2"),
+        format!("{base}/products?category=chairs&page=1"),
+    ];
+    for url in &unrelated {
+        let r = client.get(url).send().await.unwrap();
+        assert!(cache_status(&r).contains("stored"), "{}", cache_status(&r));
+        let ids: Vec<Value> = r.json().await.unwrap();
+        assert!(ids.iter().all(|p| p["id"] != 42), "{url} does not show 42");
+    }
+
+    // Invalidation: the write shows on the next read of the object and of the list page
+    // that shows it (its tag `product:42` was invalidated); the others stay hits.
     let put = client
         .put(format!("{base}/products/42"))
         .json(&serde_json::json!({"name": "brass table", "price": 12.5}))
@@ -181,11 +221,7 @@ async fn every_route_of_the_flagship_example() {
     assert_eq!(p42["name"], "brass table");
     assert_eq!(p42["price"], 12.5);
     let listed = client.get(&page).send().await.unwrap();
-    assert!(
-        !cache_status(&listed).contains("hit"),
-        "{}",
-        cache_status(&listed)
-    );
+    assert_eq!(cache_status(&listed), "cached-kit; fwd=miss; stored");
     let listed: Value = listed.json().await.unwrap();
     let row = listed
         .as_array()
@@ -194,6 +230,14 @@ async fn every_route_of_the_flagship_example() {
         .find(|p| p["id"] == 42)
         .expect("product 42 is on page 1 of tables");
     assert_eq!(row["name"], "brass table");
+    for url in &unrelated {
+        let r = client.get(url).send().await.unwrap();
+        assert!(
+            cache_status(&r).starts_with("cached-kit; hit; ttl="),
+            "{url} does not show product 42, so it is still a hit: {}",
+            cache_status(&r)
+        );
+    }
     let put_missing = client
         .put(format!("{base}/products/0"))
         .json(&serde_json::json!({"name": "x", "price": 1.0}))
@@ -301,6 +345,70 @@ async fn the_example_caches_and_throttles_in_redis() {
     );
 }
 
+/// Two instances of the example on one redis-server (and one SQLite file), behind one
+/// site name (`Host`), as behind a load balancer: a page one stored is a hit in the
+/// other, and a write through the other invalidates, in both, exactly the pages that
+/// show the product (per-tag versions in Redis, no SCAN).
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_instances_share_pages_and_their_invalidation_through_redis() {
+    let server = cached_testing::RedisServer::start();
+    let db = fresh_database("two-instances");
+    let a = launch(Some(&server.url()), db.clone());
+    // Started after `a` seeded the database.
+    let b = launch(Some(&server.url()), db);
+    let client = reqwest::Client::new();
+    let get = |base: &str, path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .header("host", "shop.example")
+            .send()
+    };
+    let shows_7 = "/products?category=mirrors&page=1";
+    let unrelated = "/products?category=clocks&page=1";
+
+    for path in [shows_7, unrelated] {
+        let stored = get(&a.base, path).await.unwrap();
+        assert_eq!(cache_status(&stored), "cached-kit; fwd=miss; stored");
+        let shared = get(&b.base, path).await.unwrap();
+        assert!(
+            cache_status(&shared).starts_with("cached-kit; hit; ttl="),
+            "instance b reads what instance a stored: {}",
+            cache_status(&shared)
+        );
+        let page: Vec<Value> = shared.json().await.unwrap();
+        assert_eq!(page.iter().any(|p| p["id"] == 7), path == shows_7);
+    }
+
+    let put = client
+        .put(format!("{}/products/7", b.base))
+        .json(&serde_json::json!({"name": "silver mirror", "price": 99.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    let again = get(&a.base, shows_7).await.unwrap();
+    assert_eq!(
+        cache_status(&again),
+        "cached-kit; fwd=miss; stored",
+        "instance a sees instance b's invalidation"
+    );
+    let page: Vec<Value> = again.json().await.unwrap();
+    let row = page.iter().find(|p| p["id"] == 7).expect("product 7");
+    assert_eq!(row["name"], "silver mirror");
+    for base in [&a.base, &b.base] {
+        let r = get(base, unrelated).await.unwrap();
+        assert!(
+            cache_status(&r).starts_with("cached-kit; hit; ttl="),
+            "{}",
+            cache_status(&r)
+        );
+    }
+    let keys = server.cli(&["--scan", "--pattern", "pages:tag:*"]);
+    assert!(keys.lines().any(|k| k == "pages:tag:product:7"), "{keys}");
+}
+
 /// With `near_max_entries`, the same binary keeps a near tier in front of Redis: a view
 /// hit from it says `detail=near`, `/cache/stats` counts `near_hits`, and a `PUT` on one
 /// instance shows on another instance (same database, same Redis) within 100 ms.
@@ -311,9 +419,9 @@ async fn the_example_keeps_a_coherent_near_tier_in_front_of_redis() {
 
     let server = cached_testing::RedisServer::start();
     let url = format!("{}?near_max_entries=1000", server.url());
-    let one = start_with(Some(&url));
+    let one = launch(Some(&url), fresh_database("near"));
     // The second instance shares the first one's (seeded) database and Redis.
-    let two = start_at(Some(&url), one.db.clone());
+    let two = launch(Some(&url), one.db.clone());
     let client = reqwest::Client::new();
 
     // A view hit, then (once the near tier holds it) a near hit.

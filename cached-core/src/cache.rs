@@ -21,9 +21,9 @@ use crate::CacheError;
 
 mod builder;
 pub(crate) mod compute;
-mod fresh;
+pub(crate) mod fresh;
 pub(crate) mod read;
-mod tags;
+pub(crate) mod tags;
 mod value;
 mod write;
 

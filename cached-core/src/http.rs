@@ -79,8 +79,14 @@
 //! - `Expires`: the store time plus the lifetime, replacing the handler's.
 //! - `ETag`: the handler's, else a strong SHA-256 of the body. A request whose
 //!   `If-None-Match` matches it is answered `304 Not Modified` from the cache.
-//! - `Vary`: the configured [`CacheLayer::vary`] names the handler did not list are
-//!   appended, so a downstream cache varies as this one does.
+//! - `Vary`: the names the key holds besides the response's own `Vary` are appended
+//!   when the handler did not list them: the configured [`CacheLayer::vary`] names and,
+//!   unless the view is [`shared`](CacheLayer::shared), `authorization` and `cookie`.
+//!   A downstream cache then varies as this one does: a CDN that stored the anonymous
+//!   page never hands it to a request with a session cookie. Responses that are not
+//!   stored (`fwd=miss`) say the same.
+//! - With a stale window ([`CacheLayer::stale`]), `stale-while-revalidate=<window>`,
+//!   unless the handler wrote its own.
 //!
 //! On a hit `Age` is the entry's age and `max-age` stays the full lifetime, so a
 //! downstream cache computes the same expiry (RFC 9111 §4.2.3); `Cache-Status`
@@ -89,6 +95,43 @@
 //! `cached-kit; fwd=miss; detail=REASON` when the response could not be stored, and
 //! `cached-kit; fwd=bypass; detail=method` (or `authority`) when the request went around
 //! the cache. Entries of caches nearer the origin come first.
+//!
+//! # Stale-while-revalidate
+//!
+//! With [`CacheLayer::stale`] (`#[cache_view(stale = N)]`), an entry is kept `N` seconds
+//! past its lifetime. A request in that window is answered at once with it, with
+//! `Cache-Status: cached-kit; hit; ttl=0; detail=stale`, and one refresh per URL key
+//! runs in the background in this process (the layer calls a clone of its inner service
+//! with the request's head as a plain `GET`; the macro runs the handler's body in a
+//! spawned task with the extracted arguments moved into it). Other requests in the window
+//! get the stale response without starting another. A refresh whose response is not
+//! stored (an error, a status other than 200, a panic) changes nothing: the stale
+//! response is served until the window ends, and a later request refreshes again. After
+//! the window, a request is a miss.
+//!
+//! What a stale response tells downstream: its stored headers, unchanged (`max-age`
+//! the full lifetime, `Expires` the end of it, `stale-while-revalidate` the window), and
+//! its true `Age`, past `max-age`. A downstream cache therefore sees it as stale too,
+//! and may serve it stale only within the same window while it revalidates, which is
+//! exactly what this cache does; it is never told a stale response is fresh.
+//!
+//! # Tags
+//!
+//! A stored response carries the layer's static tags ([`CacheLayer::tags`],
+//! `#[cache_view(tags = [..])]`) and those its handler put in its extensions
+//! ([`CacheTags`]: the objects the page shows). [`Cache::invalidate_tags`](crate::Cache::invalidate_tags) on the
+//! layer's cache makes every response stored with one of them a miss, in every process
+//! sharing the backend (per-tag versions in the backend, no SCAN; see
+//! [`Cache::invalidate_tags`](crate::Cache::invalidate_tags)); an invalidated response is never served stale.
+//!
+//! A tag's version must be read before the response is computed, or an invalidation
+//! landing while the handler runs would be lost. The static tags, and the tags the URL's
+//! last stored response carried (recorded in its manifest), are read before the handler
+//! runs; tags a response brings that its URL never showed before are read after it ran,
+//! so for that first response, an invalidation of such a tag that lands while its handler
+//! runs can be missed (the page then lives out its ttl). On Redis a hit of a tagged
+//! response reads its tags' versions in a second round trip; in memory it compares two
+//! integers until an `invalidate_tags` runs in the process.
 //!
 //! # Concurrent misses
 //!
@@ -100,7 +143,8 @@
 //!
 //! # Counting
 //!
-//! Each request counts once in the cache's `stats()`: a hit or a miss of its first read.
+//! Each request counts once in the cache's `stats()`: a hit or a miss of its first read
+//! (a stale response counts as a hit and a `stale_hit`).
 //! Reads of the manifest are not counted; a request answered with the response of a
 //! concurrent miss counts as the miss it was. One exception: the first time a process
 //! finds that a URL varies on names learned by another process, the request counts as a
@@ -114,9 +158,11 @@ mod headers;
 mod key;
 mod layer;
 mod service;
+mod tags;
 #[doc(hidden)]
 pub mod view;
 
 pub use cacheable::{NotStored, DEFAULT_MAX_BODY};
 pub use layer::CacheLayer;
 pub use service::{CacheService, ResponseFuture};
+pub use tags::CacheTags;

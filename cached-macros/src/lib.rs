@@ -47,8 +47,12 @@ pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Arguments: `ttl` (whole seconds or a `Duration`), `cache` (alias), `vary = [..]`
 /// (request headers in the key), `shared = true` (serve one response across credentials),
-/// `max_body` (bytes). The handler gets one extra leading extractor and returns
-/// `Response`; it stays a valid axum handler with any extractors after it.
+/// `max_body` (bytes), `stale` (seconds past `ttl` a response is served while one
+/// refresh runs the body in the background; the arguments move into it, so they must be
+/// `Send + 'static`), `tags = [..]` (static tags of every stored response; a response
+/// adds its own with `cached_kit::http::CacheTags`). The handler gets one extra leading
+/// extractor and returns `Response`; it stays a valid axum handler with any extractors
+/// after it.
 ///
 /// ```
 /// use axum::{extract::{Path, Query}, routing::get, Json, Router};
@@ -66,6 +70,19 @@ pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// let app: Router = Router::new().route("/products/{category}", get(list_products));
 /// # let _ = app;
+/// ```
+///
+/// Stale-while-revalidate and tags:
+///
+/// ```
+/// use axum::{extract::Path, Json};
+/// use cached_kit::{cache_view, http::CacheTags};
+///
+/// #[cache_view(ttl = 60, stale = 600, tags = ["products"])]
+/// async fn product(Path(id): Path<u64>) -> (CacheTags, Json<u64>) {
+///     (CacheTags::new([format!("product:{id}")]), Json(id))
+/// }
+/// # let _ = product;
 /// ```
 #[proc_macro_attribute]
 pub fn cache_view(args: TokenStream, item: TokenStream) -> TokenStream {

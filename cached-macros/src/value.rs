@@ -210,6 +210,12 @@ pub fn duration(cx: &Ctxt, arg: &Arg, example_secs: u64) -> Option<TokenStream> 
     }
 }
 
+/// Whether `expr` is the integer literal `0` (`stale = 0`, `lock_ttl = 0`).
+pub fn is_zero(expr: Option<&Expr>) -> bool {
+    matches!(expr, Some(Expr::Lit(ExprLit { lit: Lit::Int(int), .. }))
+        if int.base10_parse::<u64>().ok() == Some(0))
+}
+
 /// `version = 2` or an expression of type `u32`. Returns an expression of type `u32`.
 pub fn version(cx: &Ctxt, arg: &Arg) -> Option<TokenStream> {
     let expr = arg.expr(cx, "2")?;

@@ -11,9 +11,9 @@
 //!
 //! | route | shows |
 //! |---|---|
-//! | `GET /products?category=C&page=N` | per-view caching (`#[cache_view]`) |
+//! | `GET /products?category=C&page=N` | per-view caching (`#[cache_view]`), stale-while-revalidate, pages tagged with the products they show |
 //! | `GET /products/{id}` | per-object caching (`#[cache_fn]`), 404 when absent |
-//! | `PUT /products/{id}` | invalidation (`#[cache_evict]` + clearing the list pages) |
+//! | `PUT /products/{id}` | invalidation: `#[cache_evict]` deletes `product:{id}`; `invalidate_tags(["product:{id}"])` makes exactly the list pages showing it miss |
 //! | `GET /stats/categories` | low-level caching (`get_or_set_with`) of an aggregate |
 //! | `GET /uncached/stats/categories` | the same aggregate, never cached |
 //! | `GET /limited` | throttling: 10/minute per user (`Authorization: Bearer <name>`) or IP |
@@ -32,6 +32,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use cached_kit::http::CacheTags;
 use cached_kit::{cache_evict, cache_fn, cache_view, caches, throttle, Cache, CacheStats};
 use serde::Deserialize;
 
@@ -40,7 +41,7 @@ use db::{CategoryStat, Db, DbError, NewProduct, Product};
 /// How many products a fresh database is seeded with.
 const SEED_PRODUCTS: i64 = 100_000;
 
-/// The alias of the cache holding the list pages, so a write can clear just them.
+/// The alias of the cache holding the list pages: a write invalidates its tags.
 const PAGES: &str = "pages";
 
 #[derive(Clone)]
@@ -72,13 +73,23 @@ struct ListQuery {
 }
 
 /// Per-view caching: the whole response (status, headers, body) is replayed for 600 s
-/// per method, host, path and full query.
-#[cache_view(ttl = 600, cache = "pages")]
+/// per method, host, path and full query, then served stale for up to 300 s more while
+/// one refresh runs in the background. Each page is tagged with the products it shows
+/// (`product:{id}`) and its category (`category:{name}`, or `category:all`), and every
+/// page with `products`: a write invalidates exactly the pages it changes.
+#[cache_view(ttl = 600, stale = 300, cache = "pages", tags = ["products"])]
 async fn list_products(
     State(app): State<App>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<Product>>, AppError> {
-    Ok(Json(app.db.list(q.category, q.page.unwrap_or(1)).await?))
+) -> Result<(CacheTags, Json<Vec<Product>>), AppError> {
+    let category = format!("category:{}", q.category.as_deref().unwrap_or("all"));
+    let products = app.db.list(q.category, q.page.unwrap_or(1)).await?;
+    let mut tags: CacheTags = products
+        .iter()
+        .map(|p| format!("product:{}", p.id))
+        .collect();
+    tags.push(category);
+    Ok((tags, Json(products)))
 }
 
 async fn get_product(State(app): State<App>, Path(id): Path<i64>) -> Result<Response, AppError> {
@@ -96,16 +107,17 @@ async fn put_product(
     let Some(updated) = update_product(&app.db, id, body).await? else {
         return Ok(not_found(id));
     };
-    // The list pages that show this product, and the aggregate over prices, are stale
-    // too: clear the pages cache (only its own prefix) and the aggregate's entry.
-    clear_dependents().await;
+    invalidate_dependents(id).await;
     Ok(Json(updated).into_response())
 }
 
-async fn clear_dependents() {
+/// The list pages that show product `id` (tagged `product:{id}`, in every process
+/// sharing the cache) and the aggregate over prices are stale too; every other page
+/// stays cached.
+async fn invalidate_dependents(id: i64) {
     if let Ok(pages) = caches().get(PAGES) {
-        if let Err(e) = pages.clear().await {
-            tracing::warn!(error = %e, "could not clear the list pages");
+        if let Err(e) = pages.invalidate_tags(&[format!("product:{id}")]).await {
+            tracing::warn!(error = %e, "could not invalidate the list pages showing the product");
         }
     }
     if let Err(e) = cached_kit::cache().delete("stats:categories").await {
@@ -211,7 +223,7 @@ impl IntoResponse for AppError {
 }
 
 /// The `pages` cache: `CACHE_URL_PAGES` if set, otherwise the default cache's backend
-/// under its own key prefix, so that clearing it leaves every other entry alone.
+/// under its own key prefix (its entries and tag versions apart from the others).
 fn configure_pages_cache() -> Result<(), cached_kit::CacheError> {
     if std::env::var_os("CACHE_URL_PAGES").is_some() {
         return caches().get(PAGES).map(|_| ());
@@ -298,6 +310,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  curl -i http://{addr}/products/42");
     println!("  curl -i -X PUT -H 'content-type: application/json' -d '{{\"name\":\"brass lamp\",\"price\":12.5}}' http://{addr}/products/42");
+    println!("  curl -i 'http://{addr}/products?category=tables&page=1'   # shows 42: a miss with the new name; page=2 stays a hit");
     println!("  curl http://{addr}/stats/categories      # vs /uncached/stats/categories");
     println!("  curl -i -H 'Authorization: Bearer alice' http://{addr}/limited   # 11th in a minute: 429");
     println!("  curl http://{addr}/cache/stats");

@@ -1,6 +1,7 @@
-//! The stored form of a response: status, the headers it is sent with, body, and when it
-//! was stored for how long. Serializable, so it is stored through every backend and
-//! codec; cheap to clone, so an in-memory hit copies a reference count, not the body.
+//! The stored forms: a response ([`Entry`]: status, the headers it is sent with, body,
+//! and when it was stored for how long) and a URL's [`Manifest`]. Serializable, so they
+//! are stored through every backend and codec; an entry is cheap to clone, so an
+//! in-memory hit copies a reference count, not the body.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -121,6 +122,23 @@ impl Stored {
     pub(crate) fn remaining_ms(&self, now_ms: u64) -> u64 {
         self.lifetime_ms.saturating_sub(self.age_ms(now_ms))
     }
+
+    /// Whether, at `now_ms`, it is past its lifetime by less than `window`.
+    pub(crate) fn within_stale(&self, now_ms: u64, window: Duration) -> bool {
+        let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.age_ms(now_ms) < self.lifetime_ms.saturating_add(window)
+    }
+}
+
+/// What a URL's manifest records about the last response stored for it (Django's
+/// `learn_cache_key`, plus tags): the request header names its `Vary` listed, and the
+/// tags it was stored with. A lookup keys on the names; a miss reads the tags' versions
+/// before its handler runs (see the exchange).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    /// Header names, lowercase.
+    pub(crate) vary: Vec<String>,
+    pub(crate) tags: Vec<String>,
 }
 
 /// Whether `name` is a hop-by-hop header, which a cache must not store (RFC 9111

@@ -2,6 +2,7 @@
 //! predicate allows. Shared by [`CacheLayer`](super::CacheLayer) and `#[cache_view]`.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,12 +18,16 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body::{Frame, SizeHint};
+use tokio::runtime::Handle;
 
 use super::cacheable::{judge, may_look_up, request_no_store, NotStored, MAX_VARY};
-use super::entry::{epoch_ms, now_ms, Entry};
+use super::entry::{epoch_ms, now_ms, Entry, Manifest};
 use super::flight::{Flights, Handoff, Joined, Lead, Outcome};
-use super::headers::{self, add_cache_status, if_none_match, Freshness, CACHE_STATUS};
+use super::headers::{self, add_cache_status, append_vary, if_none_match, Freshness, CACHE_STATUS};
 use super::key::{Base, Label};
+use super::CacheTags;
+use crate::cache::fresh::Lookup as Read;
+use crate::cache::tags::Stamps;
 use crate::log::RateLimited;
 use crate::{Cache, CacheError, CacheSlot};
 
@@ -56,9 +61,16 @@ pub(crate) struct Options {
     pub(crate) shared: bool,
     pub(crate) max_body: usize,
     pub(crate) namespace: String,
+    /// How long past its lifetime an entry is served while one refresh runs.
+    pub(crate) stale: Option<Duration>,
+    /// The static tags of every stored response, as given.
+    pub(crate) tags: Vec<String>,
     /// Derived by [`Options::derive`]: what every entry key varies on (the configured
     /// names and, unless shared, the credentials), sorted, without duplicates.
     names: Vec<HeaderName>,
+    /// Derived: the same names as responses tell downstream caches in `Vary`: the
+    /// configured ones as given, then, unless shared, `authorization` and `cookie`.
+    downstream: Vec<HeaderName>,
     /// Derived: the readable start of this cache's keys.
     label: Label,
     /// What this process learned while serving; a clone starts afresh.
@@ -71,7 +83,11 @@ struct Live {
     /// Whether a response here listed `Vary` names beyond [`Options::names`]: lookups then
     /// read the URL's manifest first. Until then they read the entry straight away.
     varies: AtomicBool,
+    /// Misses running their handler, which concurrent misses of the key wait for.
     flights: Flights,
+    /// Background refreshes of stale entries: one per key. Apart from `flights`, so a
+    /// miss never waits for a refresh that nobody is waiting on.
+    refreshes: Flights,
 }
 
 impl Clone for Live {
@@ -91,7 +107,10 @@ impl Options {
             max_body: super::DEFAULT_MAX_BODY,
             label: Label::new(&namespace),
             namespace,
+            stale: None,
+            tags: Vec::new(),
             names: Vec::new(),
+            downstream: Vec::new(),
             live: Live::default(),
         };
         opts.derive();
@@ -107,7 +126,14 @@ impl Options {
             &credentials[..]
         };
         self.names = merged(&self.vary, extra);
+        self.downstream = self.vary.clone();
+        for name in extra {
+            if !self.downstream.contains(name) {
+                self.downstream.push(name.clone());
+            }
+        }
         self.label = Label::new(&self.namespace);
+        self.stale = self.stale.filter(|s| !s.is_zero());
     }
 
     fn cache(&self) -> Result<Cache, CacheError> {
@@ -142,14 +168,15 @@ fn merged(a: &[HeaderName], b: &[HeaderName]) -> Vec<HeaderName> {
     names
 }
 
-/// The outcome of looking a request up: the answer from the cache, or the request to
-/// finish with the handler's response.
+/// The outcome of looking a request up: the answer from the cache, a stale answer (and
+/// perhaps the refresh to run), or the request to finish with the handler's response.
 ///
 /// ```
 /// use cached_core::http::view::{Lookup, Response};
 /// fn describe<M>(lookup: &Lookup<M>) -> &'static str {
 ///     match lookup {
 ///         Lookup::Hit(_) => "answered from the cache",
+///         Lookup::Stale(_) => "answered from the cache, stale, while one refresh runs",
 ///         Lookup::Miss(_) => "the handler runs",
 ///     }
 /// }
@@ -159,8 +186,50 @@ fn merged(a: &[HeaderName], b: &[HeaderName]) -> Vec<HeaderName> {
 pub enum Lookup<M> {
     /// The response, from the cache.
     Hit(Response),
+    /// The response, from the cache, past its lifetime but within the stale window.
+    Stale(Stale<M>),
     /// Not answered from the cache: run the handler and finish this with its response.
     Miss(M),
+}
+
+/// A stale answer: the stored response, past its lifetime, and, when this request is the
+/// one that refreshes its URL, the refresh to run in the background (its response is
+/// stored, nobody waits for it).
+///
+/// ```
+/// use cached_core::http::view::{Response, Stale};
+/// fn answer<M, F: FnOnce(M)>(stale: Stale<M>, run: F) -> Response {
+///     let (response, refresh) = stale.into_parts();
+///     if let Some(refresh) = refresh {
+///         run(refresh);
+///     }
+///     response
+/// }
+/// # let _ = answer::<(), fn(())>;
+/// ```
+#[derive(Debug)]
+pub struct Stale<M> {
+    response: Response,
+    refresh: Option<M>,
+}
+
+impl<M> Stale<M> {
+    /// The stale response, and the refresh when this request runs it.
+    pub fn into_parts(self) -> (Response, Option<M>) {
+        (self.response, self.refresh)
+    }
+
+    /// The stale response; a refresh it carried is dropped (another request runs one).
+    pub fn serve(self) -> Response {
+        self.response
+    }
+
+    pub(crate) fn map<N>(self, f: impl FnOnce(M) -> N) -> Stale<N> {
+        Stale {
+            response: self.response,
+            refresh: self.refresh.map(f),
+        }
+    }
 }
 
 /// A request that was not answered from the cache: pass its response to
@@ -181,16 +250,47 @@ struct Miss {
     /// `None` when the cache could not be resolved.
     cache: Option<(Cache, Base)>,
     request: HeaderMap,
-    /// Held while the handler runs, when other requests wait for this one.
+    /// Held while the handler runs, when other requests wait for this one (or, for a
+    /// refresh, so that no other refresh of the key starts).
     lead: Option<Lead>,
+    stamps: Stamping,
+}
+
+/// The versions of the tags a response will likely carry, read before its handler runs:
+/// an invalidation that lands while it runs then makes the stored entry a miss (the
+/// response may predate the change). Which tags: the view's static ones and those the
+/// URL's last stored response carried (its manifest). Tags the response brings beyond
+/// these are read after the handler ran.
+enum Stamping {
+    /// Not read yet: a refresh reads them when its task starts.
+    Later,
+    /// Read (`None`: no tag to read).
+    Read(Option<Stamps>),
+    /// The backend failed: a tagged response is not stored, since it could not be
+    /// invalidated.
+    Failed,
 }
 
 /// What a read found.
 enum Found {
     /// A fresh entry, and the time (milliseconds since the epoch) it was found fresh at.
     Entry(Entry, u64),
-    /// Nothing fresh under this stored key.
-    Missing(String),
+    /// An entry past its lifetime, within the view's stale window: the time it was found
+    /// at, and its stored key.
+    Stale(Entry, u64, String),
+    /// Nothing usable under this stored key; the tags the URL's last stored response
+    /// carried, when its manifest was read.
+    Missing(String, Vec<String>),
+}
+
+impl Found {
+    /// This, with the tags of the manifest read along the way when it is a miss.
+    fn learning(self, tags: Vec<String>) -> Found {
+        match self {
+            Found::Missing(key, _) => Found::Missing(key, tags),
+            found => found,
+        }
+    }
 }
 
 /// How far [`Exchange::begin_now`] got.
@@ -244,19 +344,27 @@ impl Exchange {
                     cache: None,
                     request: request.clone(),
                     lead: None,
+                    stamps: Stamping::Read(None),
                 };
                 return Begun::Done(Lookup::Miss(exchange(State::Miss(Box::new(miss)))));
             }
         };
         let base = Base::new(method, target, request);
         // The first read is the one the cache's stats count: one lookup per request.
-        let first = find_now(opts, &cache, &base, request);
-        if let Some(Found::Entry(entry, now)) = &first {
-            let mut response = hit(entry, *now, request, omit_body);
-            // Near-tier hook: a hit read at once from a two-tier cache came from its near tier.
-            headers::detail_near(response.headers_mut(), cache.near_tier());
-            return Begun::Done(Lookup::Hit(response));
-        }
+        let first = match find_now(opts, &cache, &base, request) {
+            Some(Found::Entry(entry, now)) => {
+                let mut response = hit(&entry, now, request, omit_body);
+                // Near-tier hook: a hit read at once from a two-tier cache came from its
+                // near tier.
+                headers::detail_near(response.headers_mut(), cache.near_tier());
+                return Begun::Done(Lookup::Hit(response));
+            }
+            Some(Found::Stale(entry, now, key)) => {
+                let stale = stale(opts, (cache, base), key, &entry, now, request, omit_body);
+                return Begun::Done(Lookup::Stale(stale));
+            }
+            first => first,
+        };
         Begun::Pending(Rest {
             cache,
             base,
@@ -282,9 +390,17 @@ impl Exchange {
             cache,
             request,
             lead,
+            stamps,
         } = miss;
-        let (response, handoff) =
-            store(&self.opts, cache, &request, self.omit_body, response).await;
+        let (response, handoff) = store(
+            &self.opts,
+            cache,
+            &request,
+            self.omit_body,
+            stamps,
+            response,
+        )
+        .await;
         if let Some(lead) = lead {
             lead.finish(match handoff {
                 Some(handoff) => Outcome::Stored(handoff),
@@ -292,6 +408,67 @@ impl Exchange {
             });
         }
         response
+    }
+}
+
+impl Exchange {
+    /// Runs a refresh in a task of the current runtime: reads the versions of the tags
+    /// its response will likely carry, then awaits `run` (the handler; `None` when it
+    /// failed without a response) and stores what it answers. Nobody waits for it: its
+    /// response is dropped. Whatever ends the task (a panic, the runtime shutting down)
+    /// drops its lead, so the next stale request refreshes again.
+    pub(crate) fn spawn_refresh<F, Fut>(mut self, run: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Option<Response>> + Send + 'static,
+    {
+        static NO_RUNTIME: RateLimited = RateLimited::new();
+        let Ok(rt) = Handle::try_current() else {
+            if let Some(suppressed) = NO_RUNTIME.allow() {
+                tracing::warn!(
+                    suppressed,
+                    "a stale response was served but no tokio runtime can run its refresh"
+                );
+            }
+            return;
+        };
+        rt.spawn(async move {
+            static NOT_STORED: RateLimited = RateLimited::new();
+            self.prepare().await;
+            let Some(response) = run().await else {
+                return;
+            };
+            let response = self.finish(response).await;
+            let status = response.headers().get(CACHE_STATUS);
+            if status.is_some_and(|s| s.as_bytes().ends_with(b"; stored")) {
+                return;
+            }
+            if let Some(suppressed) = NOT_STORED.allow() {
+                tracing::warn!(
+                    status = response.status().as_u16(),
+                    cache_status = ?status,
+                    suppressed,
+                    "a background refresh was not stored; the stale response is served until its window ends"
+                );
+            }
+        });
+    }
+
+    /// Reads what a refresh reads before its handler runs: the versions of the view's
+    /// static tags and of those its URL's last stored response carried.
+    async fn prepare(&mut self) {
+        let State::Miss(miss) = &mut self.state else {
+            return;
+        };
+        if !matches!(miss.stamps, Stamping::Later) {
+            return;
+        }
+        let Some((cache, base)) = &miss.cache else {
+            miss.stamps = Stamping::Read(None);
+            return;
+        };
+        let learned = manifest(&self.opts, cache, base).await;
+        miss.stamps = stamp(&self.opts, cache, learned.tags).await;
     }
 }
 
@@ -309,12 +486,21 @@ impl Rest {
             Some(found) => found,
             None => find(opts, &cache, &base, request, true).await,
         };
+        // The tags of the URL's manifest, from the last read that missed.
+        let mut learned;
         let lead = loop {
             let key = match found {
                 Found::Entry(entry, now) => {
                     return Lookup::Hit(hit(&entry, now, request, omit_body))
                 }
-                Found::Missing(key) => key,
+                Found::Stale(entry, now, key) => {
+                    let stale = stale(opts, (cache, base), key, &entry, now, request, omit_body);
+                    return Lookup::Stale(stale);
+                }
+                Found::Missing(key, tags) => {
+                    learned = tags;
+                    key
+                }
             };
             if request_no_store(request) {
                 // Its response will not be stored: nobody waits for it.
@@ -323,10 +509,12 @@ impl Rest {
             match opts.live.flights.join(key) {
                 Joined::Lead(lead) => {
                     // A flight that ended between the read and the join stored first.
-                    if let Found::Entry(entry, now) =
-                        find(opts, &cache, &base, request, false).await
-                    {
-                        return Lookup::Hit(hit(&entry, now, request, omit_body));
+                    match find(opts, &cache, &base, request, false).await {
+                        Found::Missing(_, tags) => learned = tags,
+                        other => {
+                            found = other;
+                            continue;
+                        }
                     }
                     break Some(lead);
                 }
@@ -346,10 +534,15 @@ impl Rest {
                 },
             }
         };
+        let stamps = match request_no_store(request) {
+            true => Stamping::Read(None),
+            false => stamp(opts, &cache, learned).await,
+        };
         let miss = Miss {
             cache: Some((cache, base)),
             request: request.clone(),
             lead,
+            stamps,
         };
         Lookup::Miss(Exchange {
             opts: Arc::clone(opts),
@@ -364,29 +557,38 @@ impl Rest {
 fn find_now(opts: &Options, cache: &Cache, base: &Base, request: &HeaderMap) -> Option<Found> {
     if opts.live.varies.load(Ordering::Relaxed) {
         let learned = learned(cache.fetch_now(&base.manifest(cache, &opts.label), false)?);
-        let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
-        let read = cache.fetch_now(&key, true)?;
-        return Some(fresh(read, key));
+        let key = base.entry(
+            cache,
+            &opts.label,
+            &merged(&opts.names, &learned.names),
+            request,
+        );
+        return Some(read_now(opts, cache, key, true)?.learning(learned.tags));
     }
     let key = base.entry(cache, &opts.label, &opts.names, request);
-    let found = fresh(cache.fetch_now(&key, true)?, key);
-    let Found::Missing(key) = found else {
+    let found = read_now(opts, cache, key, true)?;
+    let Found::Missing(key, _) = found else {
         return Some(found);
     };
     // As in `find`; a manifest that must be awaited is left to the miss (a guess that
     // finds nothing is safe).
     let Some(manifest) = cache.fetch_now(&base.manifest(cache, &opts.label), false) else {
-        return Some(Found::Missing(key));
+        return Some(Found::Missing(key, Vec::new()));
     };
     let learned = learned(manifest);
-    if !opts.adds_to_names(&learned) {
-        return Some(Found::Missing(key));
+    if !opts.adds_to_names(&learned.names) {
+        return Some(Found::Missing(key, learned.tags));
     }
     opts.live.varies.store(true, Ordering::Relaxed);
-    let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
-    match cache.fetch_now(&key, false) {
-        Some(read) => Some(fresh(read, key)),
-        None => Some(Found::Missing(key)),
+    let key = base.entry(
+        cache,
+        &opts.label,
+        &merged(&opts.names, &learned.names),
+        request,
+    );
+    match read_now(opts, cache, key.clone(), false) {
+        Some(found) => Some(found.learning(learned.tags)),
+        None => Some(Found::Missing(key, learned.tags)),
     }
 }
 
@@ -406,54 +608,116 @@ async fn find(
 ) -> Found {
     if opts.live.varies.load(Ordering::Relaxed) {
         let learned = manifest(opts, cache, base).await;
-        let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
-        return fresh(cache.fetch(&key, count).await, key);
+        let key = base.entry(
+            cache,
+            &opts.label,
+            &merged(&opts.names, &learned.names),
+            request,
+        );
+        return read(opts, cache, key, count).await.learning(learned.tags);
     }
     let key = base.entry(cache, &opts.label, &opts.names, request);
-    let found = fresh(cache.fetch(&key, count).await, key);
-    let Found::Missing(key) = found else {
+    let found = read(opts, cache, key, count).await;
+    let Found::Missing(key, _) = found else {
         return found;
     };
     let learned = manifest(opts, cache, base).await;
-    if !opts.adds_to_names(&learned) {
-        return Found::Missing(key);
+    if !opts.adds_to_names(&learned.names) {
+        return Found::Missing(key, learned.tags);
     }
     opts.live.varies.store(true, Ordering::Relaxed);
-    let key = base.entry(cache, &opts.label, &merged(&opts.names, &learned), request);
-    fresh(cache.fetch(&key, false).await, key)
+    let key = base.entry(
+        cache,
+        &opts.label,
+        &merged(&opts.names, &learned.names),
+        request,
+    );
+    read(opts, cache, key, false).await.learning(learned.tags)
 }
 
-/// The header names the URL's manifest lists.
-async fn manifest(opts: &Options, cache: &Cache, base: &Base) -> Vec<HeaderName> {
+/// Reads the entry under the stored key `key`. Without a stale window this is a plain
+/// read (an entry past its lifetime is a miss; its tags are checked); with one, a
+/// stale-aware read.
+async fn read(opts: &Options, cache: &Cache, key: String, count: bool) -> Found {
+    match opts.stale {
+        None => fresh(cache.fetch(&key, count).await, key),
+        Some(_) => judged(opts, cache.lookup(&key, &[], count).await, key),
+    }
+}
+
+/// [`read`] without waiting; `None` when the backend must be awaited.
+fn read_now(opts: &Options, cache: &Cache, key: String, count: bool) -> Option<Found> {
+    Some(match opts.stale {
+        None => fresh(cache.fetch_now(&key, count)?, key),
+        Some(_) => judged(opts, cache.lookup_now(&key, count)?, key),
+    })
+}
+
+/// What a URL's manifest records (nothing when it is absent).
+async fn manifest(opts: &Options, cache: &Cache, base: &Base) -> Learned {
     let key = base.manifest(cache, &opts.label);
     learned(cache.fetch(&key, false).await)
 }
 
-/// The header names a manifest read found (none when it is absent or unusable: a
-/// foreign or corrupt manifest makes lookups guess, which is safe).
-fn learned(read: Result<Option<Vec<String>>, CacheError>) -> Vec<HeaderName> {
-    let Ok(Some(names)) = read else {
-        return Vec::new();
-    };
-    if names.len() > MAX_VARY {
-        return Vec::new();
-    }
-    names
-        .iter()
-        .map(|n| HeaderName::from_bytes(n.as_bytes()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_default()
+/// What a manifest told.
+#[derive(Default)]
+struct Learned {
+    /// The header names the URL's responses vary on.
+    names: Vec<HeaderName>,
+    /// The tags of its last stored response.
+    tags: Vec<String>,
 }
 
-/// What an entry read found, at the current time.
+/// What a manifest read found (nothing when it is absent or unusable: a foreign or
+/// corrupt manifest makes lookups guess, which is safe, and stamps no tag early).
+fn learned(read: Result<Option<Manifest>, CacheError>) -> Learned {
+    let Ok(Some(manifest)) = read else {
+        return Learned::default();
+    };
+    if manifest.vary.len() > MAX_VARY {
+        return Learned::default();
+    }
+    let names = manifest
+        .vary
+        .iter()
+        .map(|n| HeaderName::from_bytes(n.as_bytes()))
+        .collect::<Result<_, _>>();
+    match names {
+        Ok(names) => Learned {
+            names,
+            tags: manifest.tags,
+        },
+        Err(_) => Learned::default(),
+    }
+}
+
+/// What a plain entry read found, at the current time.
 fn fresh(read: Result<Option<Entry>, CacheError>, key: String) -> Found {
     let Ok(Some(entry)) = read else {
-        return Found::Missing(key);
+        return Found::Missing(key, Vec::new());
     };
     let now = now_ms();
     match entry.remaining_ms(now) {
-        0 => Found::Missing(key),
+        0 => Found::Missing(key, Vec::new()),
         _ => Found::Entry(entry, now),
+    }
+}
+
+/// What a stale-aware entry read found, at the current time: stale when the envelope
+/// or the entry's own clock says so, and only within the view's window.
+fn judged(opts: &Options, read: Read<Entry>, key: String) -> Found {
+    let (entry, stale) = match read {
+        Read::Fresh(entry) => (entry, false),
+        Read::Stale(entry) => (entry, true),
+        Read::Miss => return Found::Missing(key, Vec::new()),
+    };
+    let now = now_ms();
+    if !stale && entry.remaining_ms(now) > 0 {
+        return Found::Entry(entry, now);
+    }
+    match opts.stale {
+        Some(window) if entry.within_stale(now, window) => Found::Stale(entry, now, key),
+        _ => Found::Missing(key, Vec::new()),
     }
 }
 
@@ -470,6 +734,143 @@ fn hit(entry: &Entry, now: u64, request: &HeaderMap, omit_body: bool) -> Respons
     reply(*status, headers, &entry.body, request, omit_body)
 }
 
+/// The answer from a stale entry, and the refresh of its key when no other runs in this
+/// process. The response's headers are those it was stored with: `Cache-Control` keeps
+/// `max-age=<lifetime>` (and the `stale-while-revalidate` it was stored with), `Age` is
+/// its true age, past that lifetime, so a downstream cache sees it stale too.
+fn stale(
+    opts: &Arc<Options>,
+    (cache, base): (Cache, Base),
+    key: String,
+    entry: &Entry,
+    now: u64,
+    request: &HeaderMap,
+    omit_body: bool,
+) -> Stale<Exchange> {
+    let (status, stored) = entry.parts();
+    let mut headers = stored.clone();
+    headers.insert(AGE, HeaderValue::from(entry.age_ms(now) / 1000));
+    headers.insert(CACHE_STATUS, headers::stale_hit(entry.upstream()));
+    let response = reply(*status, headers, &entry.body, request, omit_body);
+    // A request whose response may not be stored cannot refresh: a later one will.
+    let refresh = match request_no_store(request) {
+        true => None,
+        false => match opts.live.refreshes.join(key) {
+            Joined::Lead(lead) => Some(Exchange {
+                opts: Arc::clone(opts),
+                omit_body: false,
+                state: State::Miss(Box::new(Miss {
+                    cache: Some((cache, base)),
+                    request: refresh_headers(request),
+                    lead: Some(lead),
+                    stamps: Stamping::Later,
+                })),
+            }),
+            // Another request's refresh runs.
+            Joined::Follow(_) => None,
+        },
+    };
+    Stale { response, refresh }
+}
+
+/// The request headers a refresh runs with: the stale request's, without what would make
+/// its answer conditional or partial (a refresh is a plain `GET` whose 200 is stored).
+pub(crate) fn refresh_headers(request: &HeaderMap) -> HeaderMap {
+    use http::header::{
+        IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    };
+    let mut headers = request.clone();
+    for name in [
+        IF_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_NONE_MATCH,
+        IF_RANGE,
+        IF_UNMODIFIED_SINCE,
+        RANGE,
+    ] {
+        headers.remove(name);
+    }
+    headers
+}
+
+/// Reads the versions of the view's static tags and of `learned` (those the URL's last
+/// stored response carried), before the handler runs.
+async fn stamp(opts: &Options, cache: &Cache, learned: Vec<String>) -> Stamping {
+    let mut tags = learned;
+    tags.extend(opts.tags.iter().cloned());
+    tags.sort_unstable();
+    tags.dedup();
+    if tags.is_empty() {
+        return Stamping::Read(None);
+    }
+    match cache.stamp_tags(tags).await {
+        Ok(stamps) => Stamping::Read(Some(stamps)),
+        // Recorded by the cache.
+        Err(_) => Stamping::Failed,
+    }
+}
+
+/// The versions an entry tagged `tags` records: those read before its handler ran, and
+/// the others read now. `Err` when the backend failed: it is not stored.
+async fn complete(
+    cache: &Cache,
+    before: Stamping,
+    tags: Vec<String>,
+) -> Result<Option<Stamps>, ()> {
+    if tags.is_empty() {
+        return Ok(None);
+    }
+    let before = match before {
+        Stamping::Read(before) => before,
+        Stamping::Later => None,
+        Stamping::Failed => return Err(()),
+    };
+    let mut out = Stamps {
+        generation: u64::MAX,
+        tags: Vec::with_capacity(tags.len()),
+        keys: Vec::with_capacity(tags.len()),
+        versions: Vec::with_capacity(tags.len()),
+    };
+    let mut late = Vec::new();
+    for tag in tags {
+        let early = before.as_ref().and_then(|b| {
+            let mut read = b.tags.iter().zip(&b.keys).zip(&b.versions);
+            let ((_, key), version) = read.find(|((t, _), _)| **t == tag)?;
+            Some((b.generation, key.clone(), version.clone()))
+        });
+        match early {
+            Some((generation, key, version)) => {
+                out.generation = out.generation.min(generation);
+                out.keys.push(key);
+                out.versions.push(version);
+                out.tags.push(tag);
+            }
+            None => late.push(tag),
+        }
+    }
+    if !late.is_empty() {
+        // Recorded by the cache.
+        let stamps = cache.stamp_tags(late).await.map_err(drop)?;
+        out.generation = out.generation.min(stamps.generation);
+        out.tags.extend(stamps.tags);
+        out.keys.extend(stamps.keys);
+        out.versions.extend(stamps.versions);
+    }
+    Ok(Some(out))
+}
+
+/// The tags of a response about to be stored: the view's static ones and its
+/// [`CacheTags`], sorted, without duplicates.
+fn response_tags(opts: &Options, extensions: &http::Extensions) -> Vec<String> {
+    let mut tags: Vec<String> = opts.tags.clone();
+    if let Some(own) = extensions.get::<CacheTags>() {
+        tags.extend(own.iter().map(str::to_owned));
+    }
+    tags.sort_unstable();
+    tags.dedup();
+    tags
+}
+
 /// Stores the handler's response if allowed; returns it with the cache's headers, and
 /// what the leader hands to its followers.
 async fn store(
@@ -477,34 +878,30 @@ async fn store(
     cache: Option<(Cache, Base)>,
     request: &HeaderMap,
     omit_body: bool,
+    stamps: Stamping,
     response: Response,
 ) -> (Response, Option<Arc<Handoff>>) {
     let limit = opts.max_body as u64;
     let now = SystemTime::now();
+    // A response that is not stored still says what the cache keys on.
+    let passed = |response: Response, reason: NotStored| {
+        let mut response = pass(response, reason, omit_body);
+        append_vary(response.headers_mut(), &opts.downstream);
+        (response, None)
+    };
     let (mut parts, body) = response.into_parts();
     if let Err(reason) = judge(request, parts.status, &parts.headers, 0, limit, now) {
-        return (
-            pass(Response::from_parts(parts, body), reason, omit_body),
-            None,
-        );
+        return passed(Response::from_parts(parts, body), reason);
     }
     let Some((cache, base)) = cache else {
-        let response = Response::from_parts(parts, body);
-        return (pass(response, NotStored::CacheError, omit_body), None);
+        return passed(Response::from_parts(parts, body), NotStored::CacheError);
     };
     let bytes = match read_limited(body, opts.max_body).await {
         Ok(bytes) => bytes,
-        Err((body, reason)) => {
-            return (
-                pass(Response::from_parts(parts, body), reason, omit_body),
-                None,
-            )
-        }
+        Err((body, reason)) => return passed(Response::from_parts(parts, body), reason),
     };
-    let rejected = |parts, bytes, reason| {
-        let response = Response::from_parts(parts, Body::from(bytes));
-        (pass(response, reason, omit_body), None)
-    };
+    let rejected =
+        |parts, bytes, reason| passed(Response::from_parts(parts, Body::from(bytes)), reason);
     let storable = match judge(
         request,
         parts.status,
@@ -525,12 +922,10 @@ async fn store(
     if lifetime.is_zero() {
         return rejected(parts, bytes, NotStored::Expired);
     }
-    let unlisted: Vec<HeaderName> = opts
-        .vary
-        .iter()
-        .filter(|n| !storable.vary.contains(n))
-        .cloned()
-        .collect();
+    let tags = response_tags(opts, &parts.extensions);
+    let Ok(stamps) = complete(&cache, stamps, tags.clone()).await else {
+        return rejected(parts, bytes, NotStored::CacheError);
+    };
     let stored_at_ms = epoch_ms(now);
     let freshness = Freshness {
         directives: &storable.directives,
@@ -538,26 +933,36 @@ async fn store(
         private: !opts.shared
             && (request.contains_key(AUTHORIZATION) || request.contains_key(COOKIE)),
         stored_at_ms,
-        vary: &unlisted,
+        vary: &opts.downstream,
+        stale: opts.stale,
     };
     headers::patch(&mut parts.headers, &freshness, &bytes);
     let entry = Entry::new(parts.status, &parts.headers, bytes, stored_at_ms, lifetime);
     let key = base.entry(&cache, &opts.label, &names, request);
-    let learned: Vec<String> = storable
-        .vary
-        .iter()
-        .map(|n| n.as_str().to_owned())
-        .collect();
-    // The entry first: a reader that finds the manifest finds the entry too. Both are
-    // written with the logical key (the stored key less the cache's head).
+    let manifest = Manifest {
+        vary: storable
+            .vary
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect(),
+        tags,
+    };
+    // The entry first: a reader that finds the manifest finds the entry too. A plain
+    // entry is written with the logical key (the stored key less the cache's head); one
+    // with a stale window or tags in an envelope (`cache::fresh`), under the stored key.
     let head = cache.head().len();
-    let stored = cache.set(&key[head..], &entry, lifetime).await.is_ok()
+    let written = match (&stamps, opts.stale) {
+        (None, None) => cache.set(&key[head..], &entry, lifetime).await,
+        (_, stale) => {
+            cache
+                .store_envelope(&key, &entry, lifetime, stale, stamps)
+                .await
+        }
+    };
+    let kept = lifetime.saturating_add(opts.stale.unwrap_or_default());
+    let stored = written.is_ok()
         && cache
-            .set(
-                &base.manifest(&cache, &opts.label)[head..],
-                &learned,
-                lifetime,
-            )
+            .set(&base.manifest(&cache, &opts.label)[head..], &manifest, kept)
             .await
             .is_ok();
     if opts.adds_to_names(&storable.vary) {
@@ -820,6 +1225,103 @@ mod tests {
                     prop_assert_eq!(&ka, &kb);
                 }
             }
+        }
+    }
+
+    /// A stale window's refreshes release their flight whatever ends them.
+    #[cfg(feature = "memory")]
+    mod refresh {
+        use super::*;
+        use crate::backend::memory::MemoryBackend;
+
+        fn stale_options(cache: &Cache) -> Arc<Options> {
+            let mut opts = Options::new(Source::Handle(cache.clone()), "refresh".to_owned());
+            opts.ttl = Some(Duration::from_millis(50));
+            opts.stale = Some(Duration::from_secs(60));
+            opts.derive();
+            Arc::new(opts)
+        }
+
+        fn target() -> (Method, Uri, HeaderMap) {
+            (Method::GET, Uri::from_static("/page"), HeaderMap::new())
+        }
+
+        /// Stores `/page` and waits past its 50 ms lifetime.
+        async fn stored_then_stale(opts: &Arc<Options>) {
+            let (method, uri, headers) = target();
+            let Begun::Pending(rest) = Exchange::begin_now(opts, &method, &uri, &headers) else {
+                panic!("a cold key misses")
+            };
+            let Lookup::Miss(exchange) = rest.settle(opts, &headers).await else {
+                panic!("a cold key misses")
+            };
+            let stored = exchange.finish(Response::new(Body::from("v1"))).await;
+            assert_eq!(
+                stored.headers()[CACHE_STATUS],
+                "cached-kit; fwd=miss; stored"
+            );
+            tokio::time::sleep(Duration::from_millis(80)).await;
+        }
+
+        /// The stale answer of `/page`, and its refresh if this lookup won it.
+        fn stale(opts: &Arc<Options>) -> (Response, Option<Exchange>) {
+            let (method, uri, headers) = target();
+            match Exchange::begin_now(opts, &method, &uri, &headers) {
+                Begun::Done(Lookup::Stale(stale)) => stale.into_parts(),
+                _ => panic!("a stale answer"),
+            }
+        }
+
+        #[test]
+        fn a_refresh_dropped_with_its_runtime_leaves_no_flight() {
+            let cache = Cache::builder(MemoryBackend::default()).build();
+            let opts = stale_options(&cache);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                stored_then_stale(&opts).await;
+                let (response, refresh) = stale(&opts);
+                assert_eq!(
+                    response.headers()[CACHE_STATUS],
+                    "cached-kit; hit; ttl=0; detail=stale"
+                );
+                let refresh = refresh.expect("the first stale request refreshes");
+                refresh.spawn_refresh(std::future::pending::<Option<Response>>);
+                assert!(stale(&opts).1.is_none(), "one refresh at a time");
+                assert_eq!(opts.live.refreshes.len(), 1);
+            });
+            drop(rt);
+            assert_eq!(opts.live.refreshes.len(), 0, "its lead was dropped");
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                assert!(stale(&opts).1.is_some(), "the next stale request refreshes");
+            });
+        }
+
+        #[tokio::test]
+        async fn a_stale_answer_whose_refresh_never_ran_leaves_no_flight() {
+            let cache = Cache::builder(MemoryBackend::default()).build();
+            let opts = stale_options(&cache);
+            stored_then_stale(&opts).await;
+            let (_, refresh) = stale(&opts);
+            assert!(refresh.is_some());
+            drop(refresh);
+            assert_eq!(opts.live.refreshes.len(), 0);
+            let (_, refresh) = stale(&opts);
+            assert!(refresh.is_some(), "the next stale request refreshes");
+        }
+
+        #[tokio::test]
+        async fn a_request_that_may_not_store_never_refreshes() {
+            let cache = Cache::builder(MemoryBackend::default()).build();
+            let opts = stale_options(&cache);
+            stored_then_stale(&opts).await;
+            let (method, uri, mut headers) = target();
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            match Exchange::begin_now(&opts, &method, &uri, &headers) {
+                Begun::Done(Lookup::Stale(stale)) => assert!(stale.into_parts().1.is_none()),
+                _ => panic!("a stale answer"),
+            }
+            assert!(stale(&opts).1.is_some());
         }
     }
 }

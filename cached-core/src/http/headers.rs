@@ -53,6 +53,16 @@ pub(crate) fn detail_near(headers: &mut HeaderMap, near: bool) {
     }
 }
 
+/// `Cache-Status` of a stale hit: served past its lifetime, within the view's stale
+/// window, while one refresh runs in the background (SPEC §12).
+pub(crate) fn stale_hit(upstream: &str) -> HeaderValue {
+    let ours = "cached-kit; hit; ttl=0; detail=stale";
+    if upstream.is_empty() {
+        return HeaderValue::from_static(ours);
+    }
+    ascii(format!("{upstream}, {ours}"))
+}
+
 /// `Cache-Status` of a miss whose response was stored.
 pub(crate) fn stored() -> HeaderValue {
     HeaderValue::from_static("cached-kit; fwd=miss; stored")
@@ -148,8 +158,11 @@ pub(crate) struct Freshness<'a> {
     pub(crate) private: bool,
     /// When it was stored, in milliseconds since the Unix epoch.
     pub(crate) stored_at_ms: u64,
-    /// Header names the cache varies on that the response's `Vary` does not list.
+    /// The header names the cache varies on besides the response's own `Vary`: the
+    /// configured ones and, unless the view is shared, the credentials.
     pub(crate) vary: &'a [HeaderName],
+    /// The view's stale window, told downstream as `stale-while-revalidate`.
+    pub(crate) stale: Option<Duration>,
 }
 
 /// Rewrites a response's headers to what the entry is sent with, on the miss that
@@ -161,12 +174,21 @@ pub(crate) struct Freshness<'a> {
 ///   `s-maxage`.
 /// - `Expires`: the store time plus the lifetime, replacing the handler's.
 /// - `ETag`: the handler's, else a strong digest of `body`.
-/// - `Vary`: the configured names the handler did not list, appended.
+///   With a stale window, `stale-while-revalidate=<window>` is added unless the handler
+///   wrote one: a downstream cache may serve the response stale as long as this cache
+///   does, while it revalidates.
+/// - `Vary`: the names the cache varies on that the handler did not list, appended.
 pub(crate) fn patch(headers: &mut HeaderMap, freshness: &Freshness<'_>, body: &[u8]) {
     let lifetime = freshness.lifetime.min(LONGEST);
+    let stale = freshness.stale.map(|s| s.min(LONGEST).as_secs());
     headers.insert(
         CACHE_CONTROL,
-        cache_control(freshness.directives, lifetime.as_secs(), freshness.private),
+        cache_control(
+            freshness.directives,
+            lifetime.as_secs(),
+            freshness.private,
+            stale,
+        ),
     );
     let lifetime_ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
     headers.insert(
@@ -176,14 +198,40 @@ pub(crate) fn patch(headers: &mut HeaderMap, freshness: &Freshness<'_>, body: &[
     if !headers.contains_key(ETAG) {
         headers.insert(ETAG, strong_etag(body));
     }
-    if !freshness.vary.is_empty() {
-        let names: Vec<&str> = freshness.vary.iter().map(HeaderName::as_str).collect();
-        headers.append(VARY, ascii(names.join(", ")));
+    append_vary(headers, freshness.vary);
+}
+
+/// Appends to `Vary` the `names` it does not list (ASCII case-insensitively), as one
+/// value; nothing when it says `*` (which already varies on everything).
+pub(crate) fn append_vary(headers: &mut HeaderMap, names: &[HeaderName]) {
+    let mut listed: Vec<&str> = Vec::new();
+    for value in headers.get_all(VARY) {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        listed.extend(text.split(',').map(str::trim));
+    }
+    if listed.contains(&"*") {
+        return;
+    }
+    let unlisted: Vec<&str> = names
+        .iter()
+        .map(HeaderName::as_str)
+        .filter(|n| !listed.iter().any(|l| l.eq_ignore_ascii_case(n)))
+        .collect();
+    if !unlisted.is_empty() {
+        let value = ascii(unlisted.join(", "));
+        headers.append(VARY, value);
     }
 }
 
 /// The `Cache-Control` value [`patch`] writes.
-fn cache_control(directives: &[Directive], lifetime: u64, private: bool) -> HeaderValue {
+fn cache_control(
+    directives: &[Directive],
+    lifetime: u64,
+    private: bool,
+    stale: Option<u64>,
+) -> HeaderValue {
     let mut parts: Vec<String> = Vec::with_capacity(directives.len() + 2);
     if private {
         parts.push("private".to_owned());
@@ -208,6 +256,14 @@ fn cache_control(directives: &[Directive], lifetime: u64, private: bool) -> Head
     if !seen[0] {
         parts.push(format!("max-age={lifetime}"));
     }
+    if let Some(stale) = stale {
+        if !directives
+            .iter()
+            .any(|d| d.name == "stale-while-revalidate")
+        {
+            parts.push(format!("stale-while-revalidate={stale}"));
+        }
+    }
     ascii(parts.join(", "))
 }
 
@@ -222,6 +278,9 @@ mod tests {
     use super::*;
     use crate::http::cacheable::directives;
 
+    const AUTHORIZATION_NAME: HeaderName = http::header::AUTHORIZATION;
+    const COOKIE_NAME: HeaderName = http::header::COOKIE;
+
     fn written(values: &[&'static str]) -> Vec<Directive> {
         let mut h = HeaderMap::new();
         for v in values {
@@ -231,7 +290,7 @@ mod tests {
     }
 
     fn cc(values: &[&'static str], lifetime: u64, private: bool) -> String {
-        cache_control(&written(values), lifetime, private)
+        cache_control(&written(values), lifetime, private, None)
             .to_str()
             .expect("ascii")
             .to_owned()
@@ -261,6 +320,51 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_window_is_told_downstream_unless_the_handler_told_its_own() {
+        let with = |values: &[&'static str], private| {
+            cache_control(&written(values), 60, private, Some(300))
+                .to_str()
+                .expect("ascii")
+                .to_owned()
+        };
+        assert_eq!(with(&[], false), "max-age=60, stale-while-revalidate=300");
+        assert_eq!(
+            with(&[], true),
+            "private, max-age=60, stale-while-revalidate=300"
+        );
+        assert_eq!(
+            with(&["Stale-While-Revalidate=5"], false),
+            "Stale-While-Revalidate=5, max-age=60"
+        );
+    }
+
+    #[test]
+    fn vary_names_are_appended_once_and_never_to_a_star() {
+        let names = [AUTHORIZATION_NAME, COOKIE_NAME];
+        let varies = |h: &HeaderMap| -> Vec<String> {
+            h.get_all(VARY)
+                .iter()
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .collect()
+        };
+        let mut h = HeaderMap::new();
+        append_vary(&mut h, &names);
+        assert_eq!(varies(&h), ["authorization, cookie"]);
+        append_vary(&mut h, &names);
+        assert_eq!(varies(&h), ["authorization, cookie"], "listed already");
+
+        let mut h = HeaderMap::new();
+        h.insert(VARY, HeaderValue::from_static("Accept-Encoding, COOKIE"));
+        append_vary(&mut h, &names);
+        assert_eq!(varies(&h), ["Accept-Encoding, COOKIE", "authorization"]);
+
+        let mut h = HeaderMap::new();
+        h.insert(VARY, HeaderValue::from_static("*"));
+        append_vary(&mut h, &names);
+        assert_eq!(varies(&h), ["*"]);
+    }
+
+    #[test]
     fn patch_writes_expires_etag_and_vary() {
         let mut h = HeaderMap::new();
         h.insert(
@@ -278,6 +382,7 @@ mod tests {
                 private: false,
                 stored_at_ms,
                 vary: &vary,
+                stale: None,
             },
             b"hello",
         );
@@ -303,6 +408,7 @@ mod tests {
                 private: false,
                 stored_at_ms: u64::MAX,
                 vary: &[],
+                stale: None,
             },
             b"",
         );
@@ -325,6 +431,11 @@ mod tests {
         assert_eq!(
             near[CACHE_STATUS],
             "origin; fwd=uri-miss, cached-kit; hit; ttl=7; detail=near"
+        );
+        assert_eq!(stale_hit(""), "cached-kit; hit; ttl=0; detail=stale");
+        assert_eq!(
+            stale_hit("origin; hit"),
+            "origin; hit, cached-kit; hit; ttl=0; detail=stale"
         );
         assert_eq!(
             hit("origin; fwd=uri-miss", 0),

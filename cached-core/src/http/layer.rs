@@ -45,6 +45,8 @@ impl std::fmt::Debug for CacheLayer {
             .field("vary", &self.opts.vary)
             .field("shared", &self.opts.shared)
             .field("max_body", &self.opts.max_body)
+            .field("stale", &self.opts.stale)
+            .field("tags", &self.opts.tags)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +175,55 @@ impl CacheLayer {
     /// ```
     pub fn max_body(self, bytes: usize) -> Self {
         self.with(|o| o.max_body = bytes)
+    }
+
+    /// Serve a response for `stale` past its lifetime (stale-while-revalidate, SPEC §12):
+    /// in that window a request is answered at once with the stored response
+    /// (`Cache-Status: cached-kit; hit; ttl=0; detail=stale`) while one refresh per URL
+    /// key runs in the background, in this process: a clone of the inner service called
+    /// with the request's head as a `GET` without a body (and without its conditional and
+    /// `Range` headers). A refresh whose response is not stored (an error status, a
+    /// failure) leaves the stale response served until the window ends; a later request
+    /// tries again. A response whose tags were invalidated is a miss, never stale.
+    ///
+    /// Stored responses tell downstream caches `stale-while-revalidate=<stale>` unless
+    /// the handler wrote its own, and a stale response keeps its `max-age` with its true
+    /// `Age`, past it: a CDN sees it stale and may serve it so only within the same
+    /// window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = cached_core::http::CacheLayer::new()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .stale(Duration::from_secs(600));
+    /// # let _ = layer;
+    /// ```
+    pub fn stale(self, stale: Duration) -> Self {
+        self.with(|o| o.stale = Some(stale))
+    }
+
+    /// Tag every stored response with these (added to the [`CacheTags`](super::CacheTags)
+    /// a handler puts in its response): after
+    /// [`Cache::invalidate_tags`](crate::Cache::invalidate_tags) of one of them on this
+    /// layer's cache, the responses stored with it are misses, in every process sharing
+    /// the backend.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let layer = cached_core::http::CacheLayer::new().tags(["catalog"]);
+    /// // After a change to the catalog:
+    /// cached_core::cache().invalidate_tags(&["catalog"]).await?;
+    /// # let _ = layer;
+    /// # Ok::<(), cached_core::CacheError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn tags<I>(self, tags: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        self.with(|o| o.tags.extend(tags))
     }
 
     /// A name that keeps this layer's entries apart from other layers' and views' sharing

@@ -15,7 +15,7 @@ use http::{Method, Request};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::exchange::{Begun, Exchange, Lookup, Options};
+use super::exchange::{refresh_headers, Begun, Exchange, Lookup, Options};
 use super::CacheLayer;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -73,9 +73,14 @@ impl<S: std::fmt::Debug> std::fmt::Debug for CacheService<S> {
     }
 }
 
+/// The bounds beyond `Clone` are those of a refresh ([`CacheLayer::stale`]), which
+/// calls a clone of the inner service in a spawned task with an empty request body;
+/// every axum route and router meets them.
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
 where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Default + Send + 'static,
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -98,6 +103,9 @@ where
         let state = match begun {
             Begun::Done(Lookup::Hit(response)) => State::Ready {
                 response: Some(response),
+            },
+            Begun::Done(Lookup::Stale(stale)) => State::Ready {
+                response: Some(revalidate(stale, inner, &parts)),
             },
             Begun::Done(Lookup::Miss(exchange)) => {
                 if exchange.runs_as_get() {
@@ -199,7 +207,9 @@ where
 
 impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<B>, Response = http::Response<ResBody>>,
+    S: Service<Request<B>, Response = http::Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Default + Send + 'static,
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -223,6 +233,9 @@ where
                     };
                     let exchange = match lookup {
                         Lookup::Hit(response) => return Poll::Ready(Ok(response)),
+                        Lookup::Stale(stale) => {
+                            return Poll::Ready(Ok(revalidate(stale, inner, &parts)))
+                        }
                         Lookup::Miss(exchange) => exchange,
                     };
                     if exchange.runs_as_get() {
@@ -254,4 +267,45 @@ where
             }
         }
     }
+}
+
+/// Answers with the stale response and, when this request won its URL's refresh, calls
+/// `inner` in a spawned task with the request's head as a plain `GET` (no body, no
+/// conditional or `Range` header), storing its response.
+fn revalidate<S, B, ResBody>(
+    stale: super::view::Stale<Exchange>,
+    inner: S,
+    parts: &Parts,
+) -> Response
+where
+    S: Service<Request<B>, Response = http::Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Default + Send + 'static,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let (response, refresh) = stale.into_parts();
+    if let Some(exchange) = refresh {
+        let mut head = parts.clone();
+        head.method = Method::GET;
+        head.headers = refresh_headers(&parts.headers);
+        exchange.spawn_refresh(move || call(inner, head));
+    }
+    response
+}
+
+/// The inner service's response to `head` with an empty body; `None` when it failed.
+async fn call<S, B, ResBody>(mut inner: S, head: Parts) -> Option<Response>
+where
+    S: Service<Request<B>, Response = http::Response<ResBody>>,
+    B: Default,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    std::future::poll_fn(|cx| inner.poll_ready(cx)).await.ok()?;
+    let response = inner
+        .call(Request::from_parts(head, B::default()))
+        .await
+        .ok()?;
+    Some(response.map(Body::new))
 }

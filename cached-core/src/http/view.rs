@@ -7,12 +7,12 @@
 //! ```text
 //! async fn list(__head: RequestHead, State(db): State<Db>, Query(q): Query<Page>) -> Response {
 //!     static VIEW: ViewSlot = ViewSlot::new(|| CacheLayer::new()...);
-//!     let exchange = match VIEW.lookup(__head).await {
-//!         Lookup::Hit(response) => return response,
-//!         Lookup::Miss(exchange) => exchange,
-//!     };
-//!     let response = async move { /* the handler's body */ }.await;
-//!     exchange.finish(response).await
+//!     let body = move || async move { /* the handler's body */ };
+//!     match VIEW.lookup(__head).await {
+//!         Lookup::Hit(response) => response,
+//!         Lookup::Stale(stale) => stale.revalidate(body), // with `stale`; else `serve()`
+//!         Lookup::Miss(exchange) => exchange.finish(body().await).await,
+//!     }
 //! }
 //! ```
 //!
@@ -20,8 +20,14 @@
 //! extractor such as `Json` (last, as axum requires), works as written, and extractors
 //! (authentication, validation) still run and may still reject a request on a hit. Only
 //! the handler's body is skipped.
+//!
+//! With `stale`, the request that finds its entry stale answers with it at once, and the
+//! one that wins its URL's refresh moves the body, with the arguments it captured, into a
+//! spawned task ([`Stale::revalidate`]): the arguments must be `Send + 'static`
+//! ([`stale_view_arg`] says so on the offending argument).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRequestParts;
@@ -29,7 +35,7 @@ use axum::response::IntoResponse;
 use http::request::Parts;
 use http::{HeaderMap, Method, Uri};
 
-pub use super::exchange::Lookup;
+pub use super::exchange::{Lookup, Stale};
 pub use super::CacheLayer;
 pub use axum::response::Response;
 
@@ -101,19 +107,57 @@ impl ViewSlot {
         };
         match lookup {
             Lookup::Hit(response) => Lookup::Hit(response),
+            Lookup::Stale(stale) => Lookup::Stale(stale.map(ViewExchange)),
             Lookup::Miss(exchange) => Lookup::Miss(ViewExchange(exchange)),
         }
     }
 
-    /// [`lookup`](Self::lookup) as a `Result`: `Ok` is the cached answer, `Err` the
-    /// exchange to finish. Kept for code generated before `lookup`.
+    /// [`lookup`](Self::lookup) as a `Result`: `Ok` is the cached answer (a stale one
+    /// served without a refresh), `Err` the exchange to finish. Kept for code generated
+    /// before `lookup`, which never asked for a stale window.
     pub async fn begin(&self, head: RequestHead) -> Result<Response, ViewExchange> {
         match self.lookup(head).await {
             Lookup::Hit(response) => Ok(response),
+            Lookup::Stale(stale) => Ok(stale.serve()),
             Lookup::Miss(exchange) => Err(exchange),
         }
     }
 }
+
+impl Stale<ViewExchange> {
+    /// Answers with the stale response; when this request won its URL's refresh, runs
+    /// `body` (the handler's body, with the extracted arguments moved into it) in a task
+    /// of the current runtime and stores its response if allowed. The request does not
+    /// wait for it.
+    pub fn revalidate<F, Fut>(self, body: F) -> Response
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoResponse,
+    {
+        let (response, refresh) = self.into_parts();
+        if let Some(ViewExchange(exchange)) = refresh {
+            exchange.spawn_refresh(move || async move { Some(body().await.into_response()) });
+        }
+        response
+    }
+}
+
+/// What an argument of a `#[cache_view(stale = ..)]` handler must be: the refresh of a
+/// stale response runs the handler's body in a spawned task, with the arguments moved
+/// into it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be moved into a background refresh: with `stale`, every argument of a cached view must be `Send + 'static`",
+    label = "moved into the refresh, which runs after the stale response was sent",
+    note = "extract an owned, thread-safe value: `Arc<T>` (or `Arc<Mutex<T>>`) rather than `Rc<T>` or `RefCell<T>`"
+)]
+pub trait StaleViewArg: Send + 'static {}
+
+impl<T: Send + 'static> StaleViewArg for T {}
+
+/// Asserts that an argument of a `stale` view can move into its refresh (the one
+/// readable error, spanned on the argument's type).
+pub fn stale_view_arg<T: StaleViewArg>() {}
 
 /// A `#[cache_view]` request that was not answered from the cache.
 pub struct ViewExchange(Exchange);

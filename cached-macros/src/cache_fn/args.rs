@@ -68,7 +68,7 @@ impl attr::Args for Args {
             "lock" => self.lock.set(cx, &arg, value::boolean(cx, &arg)),
             "lock_ttl" => {
                 let ttl = value::duration(cx, &arg, 10).filter(|_| {
-                    let zero = is_zero(arg.expr(cx, "10"));
+                    let zero = value::is_zero(arg.expr(cx, "10"));
                     if zero {
                         cx.error_spanned_by(
                             &arg.name,
@@ -82,7 +82,7 @@ impl attr::Args for Args {
             }
             "stale" => {
                 let stale = value::duration(cx, &arg, 60).filter(|_| {
-                    let zero = is_zero(arg.expr(cx, "60"));
+                    let zero = value::is_zero(arg.expr(cx, "60"));
                     if zero {
                         cx.error_spanned_by(
                             &arg.name,
@@ -100,12 +100,6 @@ impl attr::Args for Args {
             _ => attr::unknown::<Self>(cx, &arg),
         }
     }
-}
-
-/// Whether `expr` is the integer literal `0`.
-fn is_zero(expr: Option<&Expr>) -> bool {
-    matches!(expr, Some(Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. }))
-        if int.base10_parse::<u64>().ok() == Some(0))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! The arguments of `#[cache_view]`: `ttl`, `cache`, `vary`, `shared`, `max_body`.
+//! The arguments of `#[cache_view]`: `ttl`, `cache`, `vary`, `shared`, `max_body`,
+//! `stale`, `tags`.
 
 use proc_macro2::{Span, TokenStream};
-use syn::{Expr, LitStr};
+use syn::{Expr, Ident, LitStr};
 
 use crate::attr::{self, Arg, Attr};
 use crate::ctxt::Ctxt;
@@ -20,11 +21,17 @@ pub struct Args {
     pub shared: Attr<(bool, Span)>,
     /// The body size limit, a `usize` expression.
     pub max_body: Attr<Expr>,
+    /// The `stale` keyword (for errors) and a `Duration` expression.
+    pub stale: Attr<(Ident, TokenStream)>,
+    /// Static tags of every stored response.
+    pub tags: Attr<Vec<LitStr>>,
 }
 
 impl attr::Args for Args {
     const MACRO: &'static str = "cache_view";
-    const NAMES: &'static [&'static str] = &["ttl", "cache", "vary", "shared", "max_body"];
+    const NAMES: &'static [&'static str] = &[
+        "ttl", "cache", "vary", "shared", "max_body", "stale", "tags",
+    ];
 
     fn set(&mut self, cx: &Ctxt, arg: Arg) {
         match arg.name.to_string().as_str() {
@@ -39,9 +46,51 @@ impl attr::Args for Args {
             "max_body" => self
                 .max_body
                 .set(cx, &arg, value::expr(cx, &arg, "1_048_576")),
+            "stale" => {
+                let stale = value::duration(cx, &arg, 60).filter(|_| {
+                    let zero = value::is_zero(arg.expr(cx, "60"));
+                    if zero {
+                        cx.error_spanned_by(
+                            &arg.name,
+                            "`stale = 0` would serve nothing stale: give the seconds a response may be served past its ttl while it is refreshed, or remove `stale`",
+                        );
+                    }
+                    !zero
+                });
+                self.stale
+                    .set(cx, &arg, stale.map(|stale| (arg.name.clone(), stale)))
+            }
+            "tags" => {
+                let tags = value::string_or_strings(cx, &arg, "products")
+                    .and_then(|tags| static_tags(cx, tags));
+                self.tags.set(cx, &arg, tags)
+            }
             _ => attr::unknown::<Self>(cx, &arg),
         }
     }
+}
+
+/// Keeps `tags` when none is a template: a view's arguments are extractors, so its static
+/// tags are plain strings; the objects a response shows tag it through `CacheTags`.
+fn static_tags(cx: &Ctxt, tags: Vec<LitStr>) -> Option<Vec<LitStr>> {
+    let mut ok = true;
+    for tag in &tags {
+        let value = tag.value();
+        if value.contains('{') || value.contains('}') {
+            ok = false;
+            cx.error_spanned_by(
+                tag,
+                format!("`{value}`: the tags of `#[cache_view]` are static strings, not templates; tag a response with the objects it shows by returning `cached_kit::http::CacheTags` with it, e.g. `(CacheTags::new([format!(\"product:{{id}}\")]), Json(product))`"),
+            );
+        } else if value.is_empty() {
+            ok = false;
+            cx.error_spanned_by(
+                tag,
+                "a tag cannot be empty: write a name such as \"products\"",
+            );
+        }
+    }
+    ok.then_some(tags)
 }
 
 /// Keeps `names` when every one is a valid header name (RFC 9110 token).

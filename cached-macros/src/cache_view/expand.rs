@@ -12,6 +12,10 @@ use crate::signature::contains_impl_trait;
 
 /// The handler with a `RequestHead` first argument, a cache lookup before its body and
 /// a store after it.
+///
+/// The body is one closure, `move || async move { body }`, built before the lookup: it
+/// takes the extracted arguments, so on a miss it runs in line and on a stale hit (with
+/// `stale`) it moves into the background refresh.
 pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
     let MaybeItemFn {
         outer_attrs,
@@ -63,6 +67,12 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
     if let Some(ttl) = args.ttl.get() {
         layer = quote! { #layer.ttl(#ttl) };
     }
+    if let Some((_, stale)) = args.stale.get() {
+        layer = quote! { #layer.stale(#stale) };
+    }
+    if let Some(tags) = args.tags.get() {
+        layer = quote! { #layer.tags([#(#tags),*]) };
+    }
 
     // Fix the body's type to the written return type, so that `?` and `return` inside
     // it behave as written (tracing's fake return edge). `impl Trait` cannot be named.
@@ -90,6 +100,27 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
         _ => quote!(),
     };
 
+    // With `stale`, the refresh moves the arguments into a spawned task: each one is
+    // checked, with a readable error on its type.
+    let (stale_checks, on_stale) = match args.stale.get() {
+        Some((kw, _)) => {
+            let checks = sig.inputs.iter().filter_map(|input| match input {
+                FnArg::Typed(pt) if !contains_impl_trait(&pt.ty) => {
+                    let ty = &pt.ty;
+                    Some(quote_spanned! {ty.span()=> #p::http::stale_view_arg::<#ty>();})
+                }
+                _ => None,
+            });
+            let checks: TokenStream = checks.collect();
+            let on_stale = quote_spanned! {kw.span()=>
+                __cache_view_stale.revalidate(__cache_view_body)
+            };
+            (checks, on_stale)
+        }
+        // Never stale without a window; answered as it is, should it happen.
+        None => (quote!(), quote!(__cache_view_stale.serve())),
+    };
+
     let head = format_ident!("__cache_view_head");
     sig.inputs
         .insert(0, syn::parse_quote!(#head: #p::http::RequestHead));
@@ -103,16 +134,18 @@ pub fn expand(cx: &Ctxt, args: Args, func: MaybeItemFn) -> TokenStream {
             #(#inner_attrs)*
             ::cached_kit::__cache_view_requires_axum!();
             static __CACHE_VIEW: #p::http::ViewSlot = #p::http::ViewSlot::new(|| #layer);
-            let __cache_view_exchange = match __CACHE_VIEW.begin(#head).await {
-                #p::std::result::Result::Ok(__cache_view_hit) => return __cache_view_hit,
-                #p::std::result::Result::Err(__cache_view_exchange) => __cache_view_exchange,
-            };
-            let __cache_view_response = async move {
+            #stale_checks
+            let __cache_view_body = move || async move {
                 #fake_return
                 #stmts
+            };
+            match __CACHE_VIEW.lookup(#head).await {
+                #p::http::Lookup::Hit(__cache_view_hit) => __cache_view_hit,
+                #p::http::Lookup::Stale(__cache_view_stale) => #on_stale,
+                #p::http::Lookup::Miss(__cache_view_exchange) => {
+                    __cache_view_exchange.finish(__cache_view_body().await).await
+                }
             }
-            .await;
-            __cache_view_exchange.finish(__cache_view_response).await
         }
     }
 }
