@@ -81,7 +81,11 @@ pub struct Cache {
 
 struct Inner {
     alias: String,
+    /// The backend every call goes through: `raw`, each call in a span and timed
+    /// ([`Observed`](crate::observe::Observed)).
     backend: Arc<dyn Backend>,
+    /// The backend as it was given, which [`Cache::backend`] returns.
+    raw: Arc<dyn Backend>,
     objects: bool,
     codec: Codec,
     key_prefix: String,
@@ -93,7 +97,6 @@ struct Inner {
     shared: Arc<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
     counters: Counters,
     flights: Arc<Flights>,
@@ -134,9 +137,10 @@ impl Cache {
         &self.inner.alias
     }
 
-    /// The backend.
+    /// The backend, as it was given to the builder (the cache's own calls go through
+    /// spans and metrics around it; calls made on this directly do not).
     pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.inner.backend
+        &self.inner.raw
     }
 
     /// The key prefix.
@@ -172,6 +176,7 @@ impl Cache {
             inner: Arc::new(Inner {
                 alias: i.alias.clone(),
                 backend: Arc::clone(&i.backend),
+                raw: Arc::clone(&i.raw),
                 objects: i.objects,
                 codec: i.codec,
                 key_prefix: i.key_prefix.clone(),
@@ -210,6 +215,8 @@ impl Cache {
     pub(crate) fn record_error(&self, op: &'static str, key: &str, err: CacheError) -> CacheError {
         let counters = self.counters();
         counters.bump(Counter::Errors);
+        // Metrics hook (`observe.rs`): the error with its kind.
+        counters.metrics().error(&err);
         tracing::trace!(cache = %self.inner.alias, op, key, error = %err, "cache operation failed");
         if let Some(suppressed) = counters.errors_log.allow() {
             // Keys stay out of WARN lines: they may hold user data.

@@ -24,6 +24,7 @@ use super::flight::{Flights, Handoff, Joined, Lead, Outcome};
 use super::headers::{self, add_cache_status, if_none_match, Freshness, CACHE_STATUS};
 use super::key::{Base, Label};
 use crate::log::RateLimited;
+use crate::observe::{self, ViewStatus};
 use crate::{Cache, CacheError, CacheSlot};
 
 /// Resolves a named cache (the facade's `slot_get`).
@@ -456,6 +457,7 @@ fn fresh(read: Result<Option<Entry>, CacheError>, key: String) -> Found {
 
 /// The answer from a stored entry: its headers plus `Age` and `Cache-Status`.
 fn hit(entry: &Entry, now: u64, request: &HeaderMap, omit_body: bool) -> Response {
+    observe::view_response(ViewStatus::Hit);
     let (status, stored) = entry.parts();
     // The stored map holds placeholders for these two: replacing them does not grow it.
     let mut headers = stored.clone();
@@ -560,6 +562,10 @@ async fn store(
     if opts.adds_to_names(&storable.vary) {
         opts.live.varies.store(true, Ordering::Relaxed);
     }
+    observe::view_response(match stored {
+        true => ViewStatus::Stored,
+        false => ViewStatus::not_stored(NotStored::CacheError),
+    });
     let status = match stored {
         true => headers::stored(),
         false => headers::not_stored(NotStored::CacheError),
@@ -630,6 +636,7 @@ fn reply(
 /// A response that is not stored: unchanged but for `Cache-Status` (and no body for
 /// `HEAD`).
 fn pass(mut response: Response, reason: NotStored, omit_body: bool) -> Response {
+    observe::view_response(ViewStatus::not_stored(reason));
     add_cache_status(response.headers_mut(), headers::not_stored(reason));
     if omit_body {
         *response.body_mut() = Body::empty();
