@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::codec::Codec;
 use crate::key::{key_head, push_safe_key};
+use crate::observe::Observed;
 use crate::stats::{CacheStats, Counter, Counters};
 use crate::CacheError;
 
@@ -82,8 +83,9 @@ pub struct Cache {
 struct Inner {
     alias: String,
     /// The backend every call goes through: `raw`, each call in a span and timed
-    /// ([`Observed`](crate::observe::Observed)).
-    backend: Arc<dyn Backend>,
+    /// ([`Observed`](crate::observe::Observed)), a concrete type so that the hit path
+    /// makes one dynamic call, the backend's own.
+    backend: Arc<Observed>,
     /// The backend as it was given, which [`Cache::backend`] returns.
     raw: Arc<dyn Backend>,
     objects: bool,
@@ -186,6 +188,12 @@ impl Cache {
                 shared: Arc::clone(&i.shared),
             }),
         }
+    }
+
+    /// The observed backend as a `dyn Backend`, for code that keeps it (the computation
+    /// lock's extender).
+    pub(crate) fn dyn_backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.inner.backend) as Arc<dyn Backend>
     }
 
     /// `{key_prefix}:{version}:`, the head of every stored key of this cache.

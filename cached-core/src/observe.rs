@@ -244,6 +244,14 @@ impl Observed {
     }
 }
 
+/// Whether any subscriber may want `TRACE` spans: the level `tracing` keeps as the
+/// most verbose of every subscriber's (a load), checked before making a span at all.
+#[inline(always)]
+fn trace_wanted() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    tracing::Level::TRACE <= STATIC_MAX_LEVEL && tracing::Level::TRACE <= LevelFilter::current()
+}
+
 /// Fills in a call's span once it ended.
 fn ended<T: Outcome>(span: &Span, result: &Result<T, CacheError>, elapsed: Duration) {
     if span.is_disabled() {
@@ -266,49 +274,57 @@ fn first(keys: &[String]) -> &str {
     keys.first().map_or("", String::as_str)
 }
 
-#[async_trait]
-impl Backend for Observed {
-    fn name(&self) -> &'static str {
+/// The backend's methods, each observed. Inherent, so that the `Cache` calls them
+/// without a dynamic call or a boxed future of its own (only the backend's); the
+/// [`Backend`] impl below forwards to them for the code that needs a `dyn Backend`
+/// (the computation lock).
+impl Observed {
+    pub(crate) fn name(&self) -> &'static str {
         self.raw.name()
     }
 
-    fn stores_objects(&self) -> bool {
+    pub(crate) fn stores_objects(&self) -> bool {
         self.local
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Value>, CacheError> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Value>, CacheError> {
         self.observe(Op::Get, key, self.raw.get(key)).await
     }
 
     #[inline]
-    fn get_now(&self, key: &str) -> Option<Result<Option<Value>, CacheError>> {
-        let span = call_span!(TRACE, "internal", self, Op::Get);
-        if span.is_disabled() {
-            return self.raw.get_now(key);
+    pub(crate) fn get_now(&self, key: &str) -> Option<Result<Option<Value>, CacheError>> {
+        // The hit path: when no subscriber wants TRACE at all (one load), not even the
+        // span's callsite is asked.
+        match trace_wanted() {
+            true => self.get_now_traced(key),
+            false => self.raw.get_now(key),
         }
-        self.get_now_in(span, key)
     }
 
-    async fn set(&self, key: &str, value: Value, ttl: Ttl) -> Result<(), CacheError> {
+    pub(crate) async fn set(&self, key: &str, value: Value, ttl: Ttl) -> Result<(), CacheError> {
         self.observe(Op::Set, key, self.raw.set(key, value, ttl))
             .await
     }
 
-    async fn add(&self, key: &str, value: Value, ttl: Ttl) -> Result<bool, CacheError> {
+    pub(crate) async fn add(&self, key: &str, value: Value, ttl: Ttl) -> Result<bool, CacheError> {
         self.observe(Op::Add, key, self.raw.add(key, value, ttl))
             .await
     }
 
-    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         self.observe(Op::Delete, key, self.raw.delete(key)).await
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Value>>, CacheError> {
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Value>>, CacheError> {
         self.observe(Op::GetMany, first(keys), self.raw.get_many(keys))
             .await
     }
 
-    async fn set_many(&self, entries: Vec<(String, Value)>, ttl: Ttl) -> Result<(), CacheError> {
+    pub(crate) async fn set_many(
+        &self,
+        entries: Vec<(String, Value)>,
+        ttl: Ttl,
+    ) -> Result<(), CacheError> {
         // The first key, for a span at `TRACE` only (it would be copied for nothing).
         let key = match tracing::enabled!(tracing::Level::TRACE) {
             true => entries.first().map(|(k, _)| k.clone()).unwrap_or_default(),
@@ -318,31 +334,35 @@ impl Backend for Observed {
             .await
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<usize, CacheError> {
+    pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<usize, CacheError> {
         self.observe(Op::DeleteMany, first(keys), self.raw.delete_many(keys))
             .await
     }
 
-    async fn incr(&self, key: &str, delta: i64, ttl: Ttl) -> Result<i64, CacheError> {
+    pub(crate) async fn incr(&self, key: &str, delta: i64, ttl: Ttl) -> Result<i64, CacheError> {
         self.observe(Op::Incr, key, self.raw.incr(key, delta, ttl))
             .await
     }
 
-    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool, CacheError> {
+    pub(crate) async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool, CacheError> {
         self.observe(Op::Touch, key, self.raw.touch(key, ttl)).await
     }
 
-    async fn clear(&self, prefix: &str) -> Result<usize, CacheError> {
+    pub(crate) async fn clear(&self, prefix: &str) -> Result<usize, CacheError> {
         self.observe(Op::Clear, prefix, self.raw.clear(prefix))
             .await
     }
 
-    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
+    pub(crate) async fn delete_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+    ) -> Result<bool, CacheError> {
         let call = self.raw.delete_if_equals(key, expected);
         self.observe(Op::DeleteIfEquals, key, call).await
     }
 
-    async fn expire_if_equals(
+    pub(crate) async fn expire_if_equals(
         &self,
         key: &str,
         expected: &[u8],
@@ -352,15 +372,93 @@ impl Backend for Observed {
         self.observe(Op::ExpireIfEquals, key, call).await
     }
 
-    fn evictions(&self) -> u64 {
+    pub(crate) fn evictions(&self) -> u64 {
         self.raw.evictions()
     }
 }
 
+#[async_trait]
+impl Backend for Observed {
+    fn name(&self) -> &'static str {
+        Observed::name(self)
+    }
+
+    fn stores_objects(&self) -> bool {
+        Observed::stores_objects(self)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Value>, CacheError> {
+        Observed::get(self, key).await
+    }
+
+    fn get_now(&self, key: &str) -> Option<Result<Option<Value>, CacheError>> {
+        Observed::get_now(self, key)
+    }
+
+    async fn set(&self, key: &str, value: Value, ttl: Ttl) -> Result<(), CacheError> {
+        Observed::set(self, key, value, ttl).await
+    }
+
+    async fn add(&self, key: &str, value: Value, ttl: Ttl) -> Result<bool, CacheError> {
+        Observed::add(self, key, value, ttl).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        Observed::delete(self, key).await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Value>>, CacheError> {
+        Observed::get_many(self, keys).await
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Value)>, ttl: Ttl) -> Result<(), CacheError> {
+        Observed::set_many(self, entries, ttl).await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<usize, CacheError> {
+        Observed::delete_many(self, keys).await
+    }
+
+    async fn incr(&self, key: &str, delta: i64, ttl: Ttl) -> Result<i64, CacheError> {
+        Observed::incr(self, key, delta, ttl).await
+    }
+
+    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool, CacheError> {
+        Observed::touch(self, key, ttl).await
+    }
+
+    async fn clear(&self, prefix: &str) -> Result<usize, CacheError> {
+        Observed::clear(self, prefix).await
+    }
+
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
+        Observed::delete_if_equals(self, key, expected).await
+    }
+
+    async fn expire_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        Observed::expire_if_equals(self, key, expected, ttl).await
+    }
+
+    fn evictions(&self) -> u64 {
+        Observed::evictions(self)
+    }
+}
+
 impl Observed {
-    /// `get_now` when its span is listened to.
+    /// `get_now` when a subscriber may want its span (kept out of line, so that the
+    /// hit path without one is a load, a branch and the backend's call).
+    #[cold]
     #[inline(never)]
-    fn get_now_in(&self, span: Span, key: &str) -> Option<Result<Option<Value>, CacheError>> {
+    fn get_now_traced(&self, key: &str) -> Option<Result<Option<Value>, CacheError>> {
+        let span = call_span!(TRACE, "internal", self, Op::Get);
+        if span.is_disabled() {
+            return self.raw.get_now(key);
+        }
         if tracing::enabled!(tracing::Level::TRACE) {
             span.record("key", key);
         }
