@@ -118,7 +118,10 @@ fn of_cache(alias: &str) -> impl Fn(&str) -> bool {
     move |series| series.contains(&label)
 }
 
-fn expect(moves: &[(&str, &[(&str, &str)], f64)]) -> BTreeMap<String, f64> {
+/// A series' name, its labels, and how much it moved.
+type Move<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+fn expect(moves: &[Move<'_>]) -> BTreeMap<String, f64> {
     moves
         .iter()
         .map(|(name, labels, n)| (series(name, labels), *n))
@@ -372,15 +375,17 @@ async fn a_value_that_does_not_decode_is_a_miss_and_a_decode_error() {
 
 /// Serves `app` on `127.0.0.1:0` with the client address available.
 async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
     tokio::spawn(async move {
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
-        .unwrap();
+        .expect("serve");
     });
     format!("http://{addr}")
 }
@@ -404,7 +409,7 @@ fn client() -> reqwest::Client {
         .no_proxy()
         .timeout(Duration::from_secs(20))
         .build()
-        .unwrap()
+        .expect("a client")
 }
 
 #[tokio::test]

@@ -308,14 +308,18 @@ async fn every_route_of_the_flagship_example() {
 
 /// `GET /metrics`, checked to be Prometheus' text format.
 async fn metrics(client: &reqwest::Client, base: &str) -> String {
-    let resp = client.get(format!("{base}/metrics")).send().await.unwrap();
+    let resp = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("the example answers");
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.headers()["content-type"],
         "text/plain; version=0.0.4",
         "Prometheus' text exposition format"
     );
-    let text = resp.text().await.unwrap();
+    let text = resp.text().await.expect("a text body");
     assert!(
         text.contains("# TYPE cached_kit_cache_lookups_total counter"),
         "{text}"

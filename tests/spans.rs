@@ -54,7 +54,7 @@ struct Capture(Arc<Mutex<Vec<Closed>>>);
 
 impl Capture {
     fn cache_spans(&self) -> Vec<Closed> {
-        let spans = self.0.lock().unwrap();
+        let spans = self.0.lock().expect("captured spans");
         spans
             .iter()
             .filter(|s| s.name == "cache")
@@ -83,7 +83,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let fields = span.extensions_mut().remove::<Fields>().unwrap_or_default();
-        self.0.lock().unwrap().push(Closed {
+        self.0.lock().expect("captured spans").push(Closed {
             name: span.name(),
             level: *span.metadata().level(),
             parent: span.parent().map(|p| p.name()),
@@ -102,7 +102,7 @@ fn traced<F: std::future::Future<Output = ()>>(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .expect("a runtime");
     tracing::subscriber::with_default(subscriber, || rt.block_on(f()));
     capture
 }

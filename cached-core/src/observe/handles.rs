@@ -113,7 +113,7 @@ impl CacheMetrics {
     pub(crate) fn counted(&self, event: Event, n: u64, before: u64) {
         match self.bound.get() {
             Some(handles) => handles.count(&self.alias, event, n),
-            None if before % RECHECK == 0 => self.counted_unbound(event, n),
+            None if before.is_multiple_of(RECHECK) => self.counted_unbound(event, n),
             None => {}
         }
     }
