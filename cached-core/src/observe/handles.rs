@@ -1,8 +1,7 @@
 //! The `metrics` side of [`observe`](super) (feature `metrics`): each cache's handles,
 //! bound to the recorder once there is one, and the handles of views and throttles.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
+use std::sync::OnceLock;
 
 use ::metrics::{Counter, Histogram, Unit};
 
@@ -226,6 +225,9 @@ pub(crate) fn view_response(status: super::ViewStatus) {
 /// Counts one throttle's decision on a request; `scope` is the throttle's scope name.
 #[cfg(feature = "axum")]
 pub(crate) fn throttle_decision(scope: &str, decision: super::ThrottleDecision) {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, PoisonError, RwLock};
+
     use super::ThrottleDecision;
     type Scopes = RwLock<HashMap<Box<str>, [Counter; 3]>>;
     static SCOPES: LazyLock<Scopes> = LazyLock::new(Scopes::default);
