@@ -19,7 +19,7 @@
 # reference's CPU time per request divided by the route's: what the route costs the
 # server, less sensitive than req/s to other processes competing for the cores.
 #
-# P3 with the flagship example (`cargo build --release --example products`, then
+# P3 with the flagship example (`cargo build --release --example products --features metrics`, then
 # `PORT=3997 target/release/examples/products` in another terminal): the same bytes from
 # memory through the same extractors (the reference, first), the `#[cache_view]` hit,
 # then the cached aggregate against the same aggregate uncached,

@@ -299,6 +299,96 @@ async fn every_route_of_the_flagship_example() {
     assert!(s["default"]["sets"].as_u64().unwrap() >= 3, "{s}");
     assert!(s["default"]["deletes"].as_u64().unwrap() >= 1, "{s}");
     assert_eq!(s["default"]["errors"], 0, "{s}");
+
+    // And so did the metrics, served in Prometheus text format: the same lookups as the
+    // counters, each view response once, each throttle decision; no key, no user.
+    let scrape = metrics(&client, base).await;
+    let s = stats(&client, base).await;
+    for cache in ["default", "pages"] {
+        let hits = s[cache]["hits"].as_u64().unwrap() - s[cache]["stale_hits"].as_u64().unwrap();
+        let lookup = |result| {
+            sample(
+                &scrape,
+                "cached_kit_cache_lookups_total",
+                &[("cache", cache), ("result", result)],
+            )
+        };
+        assert_eq!(lookup("hit"), hits, "{cache}: {scrape}");
+        assert_eq!(
+            lookup("miss"),
+            s[cache]["misses"].as_u64().unwrap(),
+            "{cache}: {scrape}"
+        );
+    }
+    let views = |status| {
+        sample(
+            &scrape,
+            "cached_kit_view_responses_total",
+            &[("status", status)],
+        )
+    };
+    // The list page stored, hit, the lamps page stored, the page again after the PUT
+    // stored: four requests through #[cache_view].
+    assert_eq!((views("stored"), views("hit")), (3, 1), "{scrape}");
+    let decisions = |decision| {
+        sample(
+            &scrape,
+            "cached_kit_throttle_decisions_total",
+            &[("scope", "user"), ("decision", decision)],
+        )
+    };
+    assert_eq!(
+        (decisions("admitted"), decisions("refused")),
+        (11, 1),
+        "{scrape}"
+    );
+    assert!(
+        sample(
+            &scrape,
+            "cached_kit_backend_duration_seconds_count",
+            &[("cache", "default"), ("op", "set")]
+        ) >= 3,
+        "{scrape}"
+    );
+    for secret in ["alice", "bob", "product:42", "tables", "127.0.0.1"] {
+        assert!(!scrape.contains(secret), "`{secret}` in {scrape}");
+    }
+}
+
+/// `GET /metrics`, checked to be Prometheus' text format.
+async fn metrics(client: &reqwest::Client, base: &str) -> String {
+    let resp = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("the example answers");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4",
+        "Prometheus' text exposition format"
+    );
+    let text = resp.text().await.expect("a text body");
+    assert!(
+        text.contains("# TYPE cached_kit_cache_lookups_total counter"),
+        "{text}"
+    );
+    text
+}
+
+/// The value of one sample of a scrape (0 when absent): the series `name` whose labels
+/// include `labels`, whatever their order.
+fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit_once(' '))
+        .map_or(0, |(_, v)| v.parse().expect("a whole count"))
 }
 
 /// With the `redis` feature and `CACHE_URL=redis://...`, the same binary caches and
@@ -332,6 +422,17 @@ async fn the_example_caches_and_throttles_in_redis() {
     }
     let refused = client.get(format!("{base}/limited")).send().await.unwrap();
     assert_eq!(refused.status(), 429);
+
+    // Redis reads wait: they are timed, under the cache's alias.
+    let scrape = metrics(&client, base).await;
+    assert!(
+        sample(
+            &scrape,
+            "cached_kit_backend_duration_seconds_count",
+            &[("cache", "default"), ("op", "get")]
+        ) >= 1,
+        "{scrape}"
+    );
 
     let keys = server.cli(&["--scan"]);
     assert!(keys.lines().any(|k| k == ":1:product:7"), "{keys}");

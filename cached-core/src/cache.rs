@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::codec::Codec;
 use crate::key::{key_head, push_safe_key};
+use crate::observe::Observed;
 use crate::stats::{CacheStats, Counter, Counters};
 use crate::CacheError;
 
@@ -81,7 +82,12 @@ pub struct Cache {
 
 struct Inner {
     alias: String,
-    backend: Arc<dyn Backend>,
+    /// The backend every call goes through: `raw`, each call in a span and timed
+    /// ([`Observed`](crate::observe::Observed)), a concrete type so that the hit path
+    /// makes one dynamic call, the backend's own.
+    backend: Arc<Observed>,
+    /// The backend as it was given, which [`Cache::backend`] returns.
+    raw: Arc<dyn Backend>,
     objects: bool,
     /// Whether the backend's `get_now` answers from a near tier (`Backend::near_tier`).
     near: bool,
@@ -95,7 +101,6 @@ struct Inner {
     shared: Arc<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
     counters: Counters,
     flights: Arc<Flights>,
@@ -136,9 +141,10 @@ impl Cache {
         &self.inner.alias
     }
 
-    /// The backend.
+    /// The backend, as it was given to the builder (the cache's own calls go through
+    /// spans and metrics around it; calls made on this directly do not).
     pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.inner.backend
+        &self.inner.raw
     }
 
     /// The key prefix.
@@ -174,6 +180,7 @@ impl Cache {
             inner: Arc::new(Inner {
                 alias: i.alias.clone(),
                 backend: Arc::clone(&i.backend),
+                raw: Arc::clone(&i.raw),
                 objects: i.objects,
                 near: i.near,
                 codec: i.codec,
@@ -184,6 +191,12 @@ impl Cache {
                 shared: Arc::clone(&i.shared),
             }),
         }
+    }
+
+    /// The observed backend as a `dyn Backend`, for code that keeps it (the computation
+    /// lock's extender).
+    pub(crate) fn dyn_backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.inner.backend) as Arc<dyn Backend>
     }
 
     /// `{key_prefix}:{version}:`, the head of every stored key of this cache.
@@ -220,6 +233,8 @@ impl Cache {
     pub(crate) fn record_error(&self, op: &'static str, key: &str, err: CacheError) -> CacheError {
         let counters = self.counters();
         counters.bump(Counter::Errors);
+        // Metrics hook (`observe.rs`): the error with its kind.
+        counters.metrics().error(&err);
         tracing::trace!(cache = %self.inner.alias, op, key, error = %err, "cache operation failed");
         if let Some(suppressed) = counters.errors_log.allow() {
             // Keys stay out of WARN lines: they may hold user data.

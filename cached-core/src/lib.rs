@@ -44,6 +44,7 @@ mod config;
 pub mod http;
 pub mod key;
 mod log;
+mod observe;
 mod stats;
 pub mod throttle;
 

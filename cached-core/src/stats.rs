@@ -1,8 +1,10 @@
 //! Counters every cache keeps, and its rate-limited error log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::log::RateLimited;
+use crate::observe::CacheMetrics;
 
 use serde::Serialize;
 
@@ -66,12 +68,16 @@ pub(crate) struct Counters {
     stripes: Box<[Stripe; STRIPES + 1]>,
     /// Backend errors are logged at most once a second per cache.
     pub errors_log: RateLimited,
+    /// Every event counted here is also a metric (feature `metrics`, `observe.rs`).
+    metrics: Arc<CacheMetrics>,
 }
 
 /// How many threads at a time count in a stripe of their own.
 const STRIPES: usize = 16;
 
-/// What a cache counts.
+/// What a cache counts. Each read counts as one of `Hits`, `StaleHits` and `Misses`
+/// (a stale hit is not also a hit here: [`Counters::snapshot`] adds them up, as
+/// `CacheStats::hits` says), so that the lookups metric sums to the reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Counter {
     Hits,
@@ -135,6 +141,20 @@ thread_local! {
 }
 
 impl Counters {
+    /// The counters of the cache whose metric handles are `metrics`.
+    pub fn new(metrics: Arc<CacheMetrics>) -> Counters {
+        Counters {
+            stripes: Box::default(),
+            errors_log: RateLimited::new(),
+            metrics,
+        }
+    }
+
+    /// The cache's metric handles.
+    pub fn metrics(&self) -> &CacheMetrics {
+        &self.metrics
+    }
+
     /// Counts one `counter` event.
     #[inline]
     pub fn bump(&self, counter: Counter) {
@@ -147,15 +167,16 @@ impl Counters {
         // A thread past its thread-locals' end counts in the shared stripe.
         let stripe = OWNER.try_with(|o| o.0).unwrap_or(STRIPES);
         let cell = &self.stripes[stripe].0[counter as usize];
-        if stripe < STRIPES {
+        let before = if stripe < STRIPES {
             // This thread is the stripe's only writer: no locked instruction needed.
-            cell.store(
-                cell.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
+            let before = cell.load(Ordering::Relaxed);
+            cell.store(before.wrapping_add(n), Ordering::Relaxed);
+            before
         } else {
-            cell.fetch_add(n, Ordering::Relaxed);
-        }
+            cell.fetch_add(n, Ordering::Relaxed)
+        };
+        // Metrics hook (`observe.rs`): the same event, through the cache's handles.
+        self.metrics.counted(counter, n, before);
     }
 
     pub fn snapshot(&self, evictions: u64) -> CacheStats {
@@ -166,7 +187,7 @@ impl Counters {
                 .fold(0, u64::wrapping_add)
         };
         CacheStats {
-            hits: sum(Counter::Hits),
+            hits: sum(Counter::Hits).wrapping_add(sum(Counter::StaleHits)),
             stale_hits: sum(Counter::StaleHits),
             near_hits: sum(Counter::NearHits),
             misses: sum(Counter::Misses),

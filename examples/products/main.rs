@@ -9,6 +9,8 @@
 //! CACHE_URL='redis://127.0.0.1:6379/0?near_max_entries=1000' cargo run --example products --features redis
 //! ```
 //!
+//! `GET /metrics` needs the `metrics` feature, which is on by default.
+//!
 //! | route | shows |
 //! |---|---|
 //! | `GET /products?category=C&page=N` | per-view caching (`#[cache_view]`), stale-while-revalidate, pages tagged with the products they show |
@@ -18,6 +20,7 @@
 //! | `GET /uncached/stats/categories` | the same aggregate, never cached |
 //! | `GET /limited` | throttling: 10/minute per user (`Authorization: Bearer <name>`) or IP |
 //! | `GET /cache/stats` | each cache's counters |
+//! | `GET /metrics` | the same and more in Prometheus text format: lookups, errors, backend durations, view responses, throttle decisions |
 //! | `GET /bench/reference-page?category=lamps&page=1` | page 1 of lamps from memory, uncached, through the same extractors as the list: the benchmark's reference |
 
 mod db;
@@ -34,6 +37,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use cached_kit::http::CacheTags;
 use cached_kit::{cache_evict, cache_fn, cache_view, caches, throttle, Cache, CacheStats};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 
 use db::{CategoryStat, Db, DbError, NewProduct, Product};
@@ -50,6 +54,8 @@ struct App {
     /// The body of `GET /products?category=lamps&page=1`, computed at start-up: the
     /// "same bytes from memory" reference of the HTTP benchmark (P3).
     reference_page: axum::body::Bytes,
+    /// Renders what the installed Prometheus recorder holds (`GET /metrics`).
+    metrics: PrometheusHandle,
 }
 
 /// Per-object caching: one entry per product, under the readable key `product:{id}`.
@@ -170,6 +176,44 @@ async fn cache_stats() -> Json<BTreeMap<String, CacheStats>> {
     )
 }
 
+/// Every metric in Prometheus text format, for a scraper: what cached-kit reports
+/// through the `metrics` facade (its `cached_kit_*` series), with anything else the
+/// application records.
+async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Installs the Prometheus recorder that `GET /metrics` renders, before any cache is
+/// used (a cache used earlier would still find it, from its next events on). Backend
+/// durations are kept as a real histogram, with buckets from 50 µs (a memory call) to
+/// a second (a Redis call timing out), rather than the exporter's default summary.
+fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    const SECONDS: [f64; 12] = [
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("cached_kit_backend_duration_seconds".into()),
+            &SECONDS,
+        )?
+        .install_recorder()?;
+    // The recorder keeps histogram samples until they are drained: drain them every few
+    // seconds even when nobody scrapes.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
 /// A stand-in for the application's auth layer: `Authorization: Bearer <name>` makes
 /// the request authenticated as `<name>`, which is what `scope = "user"` throttles by.
 async fn authenticate(mut req: Request, next: Next) -> Response {
@@ -195,6 +239,7 @@ fn router(app: App) -> Router {
         .route("/uncached/stats/categories", get(uncached_category_stats))
         .route("/limited", get(limited))
         .route("/cache/stats", get(cache_stats))
+        .route("/metrics", get(metrics))
         .route("/bench/reference-page", get(reference_page))
         .layer(middleware::from_fn(authenticate))
         .with_state(app)
@@ -276,6 +321,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
+    // First, so that every cache reports from its first call.
+    let metrics = install_metrics()?;
+
     // A bad CACHE_URL is a start-up error here, not a silent fallback.
     caches().configure_from_env()?;
     configure_pages_cache()?;
@@ -314,11 +362,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl http://{addr}/stats/categories      # vs /uncached/stats/categories");
     println!("  curl -i -H 'Authorization: Bearer alice' http://{addr}/limited   # 11th in a minute: 429");
     println!("  curl http://{addr}/cache/stats");
+    println!("  curl http://{addr}/metrics               # Prometheus text format");
 
     let reference_page = serde_json::to_vec(&db.list(Some("lamps".into()), 1).await?)?.into();
     axum::serve(
         listener,
-        router(App { db, reference_page }).into_make_service_with_connect_info::<SocketAddr>(),
+        router(App {
+            db,
+            reference_page,
+            metrics,
+        })
+        .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Cache, Inner};
+use super::{Cache, Inner, Shared};
 use crate::backend::Backend;
 use crate::codec::Codec;
 use crate::key::key_head;
+use crate::observe::{CacheMetrics, Observed};
+use crate::stats::Counters;
 
 /// Builds a [`Cache`] over a backend.
 ///
@@ -65,18 +67,31 @@ impl CacheBuilder {
 
     /// The cache.
     pub fn build(self) -> Cache {
+        // Observability hook (`observe.rs`): spans and metrics around every backend call
+        // and counted event, under this alias.
+        let metrics = Arc::new(CacheMetrics::new(&self.alias));
+        let observed = Observed::new(
+            Arc::clone(&self.backend),
+            &self.alias,
+            #[cfg(feature = "metrics")]
+            Arc::clone(&metrics),
+        );
         Cache {
             inner: Arc::new(Inner {
                 objects: self.backend.stores_objects(),
                 near: self.backend.near_tier(),
                 head: key_head(&self.key_prefix, self.version),
                 alias: self.alias,
-                backend: self.backend,
+                backend: Arc::new(observed),
+                raw: self.backend,
                 codec: self.codec,
                 key_prefix: self.key_prefix,
                 version: self.version,
                 default_ttl: self.default_ttl,
-                shared: Arc::default(),
+                shared: Arc::new(Shared {
+                    counters: Counters::new(metrics),
+                    flights: Arc::default(),
+                }),
             }),
         }
     }

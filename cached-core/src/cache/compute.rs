@@ -339,7 +339,7 @@ impl Cache {
     async fn acquire_or_wait<T: Cacheable>(&self, skey: &str, lock_ttl: Duration) -> Acquired<T> {
         let lock_key = format!("{skey}:__lock");
         loop {
-            match try_lock(&self.inner.backend, &lock_key, lock_ttl).await {
+            match try_lock(&self.dyn_backend(), &lock_key, lock_ttl).await {
                 Ok(Some(held)) => {
                     // The previous holder may have stored the value and released the
                     // lock since our last look: check before computing again.

@@ -355,8 +355,8 @@ impl Cache {
         }
     }
 
-    /// Counts one read: a fresh value is a hit; a stale one a hit and a stale hit when
-    /// `serve_stale`, else a miss.
+    /// Counts one read: a fresh value is a hit; a stale one a stale hit (which
+    /// `stats()` counts in `hits` too) when `serve_stale`, else a miss.
     fn count_lookup<T>(&self, skey: &str, read: &Lookup<T>, serve_stale: bool) {
         let counters = self.counters();
         match read {
@@ -365,7 +365,7 @@ impl Cache {
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
             }
             Lookup::Stale(_) if serve_stale => {
-                counters.bump(Counter::Hits);
+                // Also a hit in `stats()` (the snapshot adds stale hits to hits).
                 counters.bump(Counter::StaleHits);
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit, stale");
             }

@@ -29,6 +29,7 @@ use super::CacheTags;
 use crate::cache::fresh::Lookup as Read;
 use crate::cache::tags::Stamps;
 use crate::log::RateLimited;
+use crate::observe::{self, ViewStatus};
 use crate::{Cache, CacheError, CacheSlot};
 
 /// Resolves a named cache (the facade's `slot_get`).
@@ -723,6 +724,7 @@ fn judged(opts: &Options, read: Read<Entry>, key: String) -> Found {
 
 /// The answer from a stored entry: its headers plus `Age` and `Cache-Status`.
 fn hit(entry: &Entry, now: u64, request: &HeaderMap, omit_body: bool) -> Response {
+    observe::view_response(ViewStatus::Hit);
     let (status, stored) = entry.parts();
     // The stored map holds placeholders for these two: replacing them does not grow it.
     let mut headers = stored.clone();
@@ -968,6 +970,10 @@ async fn store(
     if opts.adds_to_names(&storable.vary) {
         opts.live.varies.store(true, Ordering::Relaxed);
     }
+    observe::view_response(match stored {
+        true => ViewStatus::Stored,
+        false => ViewStatus::not_stored(NotStored::CacheError),
+    });
     let status = match stored {
         true => headers::stored(),
         false => headers::not_stored(NotStored::CacheError),
@@ -1038,6 +1044,7 @@ fn reply(
 /// A response that is not stored: unchanged but for `Cache-Status` (and no body for
 /// `HEAD`).
 fn pass(mut response: Response, reason: NotStored, omit_body: bool) -> Response {
+    observe::view_response(ViewStatus::not_stored(reason));
     add_cache_status(response.headers_mut(), headers::not_stored(reason));
     if omit_body {
         *response.body_mut() = Body::empty();

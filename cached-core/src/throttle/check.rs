@@ -14,6 +14,7 @@ use super::scope::client_ident;
 use super::settings::Settings;
 use super::{Decision, Gcra, ParseRateError, Rate, Refusal, Scope, ThrottleStore};
 use crate::log::RateLimited;
+use crate::observe::{self, ThrottleDecision};
 use crate::CacheError;
 
 /// How a throttle counts a client's requests.
@@ -298,7 +299,12 @@ pub(crate) async fn evaluate(
             continue;
         };
         let key = limit.key(&throttle.scope, &ident);
-        match limit.check(store, &key).await {
+        let decision = limit.check(store, &key).await;
+        // Metrics hook (`observe.rs`): each throttle's decision, by its scope's name.
+        if let Some(counted) = ThrottleDecision::of(&decision) {
+            observe::throttle_decision(throttle.scope.name(), counted);
+        }
+        match decision {
             Ok(d) if d.admitted => admitted.push((key, d, limit)),
             Ok(d) => {
                 tracing::debug!(

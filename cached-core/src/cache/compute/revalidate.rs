@@ -191,7 +191,7 @@ impl Cache {
         // Dropping `leader` (an early return) tells any waiting caller to compute itself.
         let held = if refresh.lock {
             let lock_key = format!("{skey}:__lock");
-            match try_lock(&self.inner.backend, &lock_key, refresh.lock_ttl).await {
+            match try_lock(&self.dyn_backend(), &lock_key, refresh.lock_ttl).await {
                 Ok(Some(held)) => Some(held),
                 // Another process holds the lock: it is refreshing.
                 Ok(None) => return,
