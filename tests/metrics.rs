@@ -627,6 +627,7 @@ async fn labels_are_bounded_whatever_the_traffic() {
                 "m-decode",
                 "m-views",
                 "m-bounded",
+                "m-near",
             ],
         ),
     ];
@@ -648,4 +649,45 @@ async fn labels_are_bounded_whatever_the_traffic() {
             assert!(known.1.contains(&v), "`{k}={v}` in {series}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_near_hit_is_its_own_lookup_result() {
+    prometheus();
+    let server = RedisServer::start();
+    let url = format!(
+        "{}?key_prefix=metricsnear&near_max_entries=100",
+        server.url()
+    );
+    let cache = Cache::from_url_as("m-near", "test", &url).unwrap();
+    cache
+        .set("secret-key-near", &7u64, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // The near tier fills from the first reads (once its invalidation connection is up).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache.stats().near_hits == 0 {
+        assert_eq!(cache.get::<u64>("secret-key-near").await.unwrap(), Some(7));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no near hit in 10 s: {:?}",
+            cache.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (stats0, s0) = (cache.stats(), scrape());
+    assert_eq!(cache.get::<u64>("secret-key-near").await.unwrap(), Some(7));
+    let (stats1, s1) = (cache.stats(), scrape());
+    assert_eq!(
+        moved(&s0, &s1, of_cache("m-near")),
+        expect(&[(LOOKUPS, &[("cache", "m-near"), ("result", "near_hit")], 1.0)]),
+        "a near hit is one lookup, counted as near_hit only"
+    );
+    assert_eq!(
+        stats1.hits,
+        stats0.hits + 1,
+        "a near hit is a hit in stats()"
+    );
+    assert_eq!(stats1.near_hits, stats0.near_hits + 1);
+    assert_none_of(&s1.text, &["secret-key"]);
 }

@@ -24,8 +24,9 @@ pub struct CacheStats {
     /// while one refresh ran in the background (`stale = ..`). A plain `get` never
     /// serves a stale value: it counts a miss.
     pub stale_hits: u64,
-    /// Of the `hits`, those served from the near tier of a two-tier cache (a Redis
-    /// cache with `near_max_entries`): in process, without a round trip. Always 0 for
+    /// Of the `hits`, the fresh ones served from the near tier of a two-tier cache (a
+    /// Redis cache with `near_max_entries`): in process, without a round trip (a stale
+    /// value served from there is a `stale_hits`). Always 0 for
     /// other backends (an in-memory cache has one tier: its hits are plain `hits`).
     pub near_hits: u64,
     /// Reads that found nothing (including decode errors).
@@ -75,9 +76,9 @@ pub(crate) struct Counters {
 /// How many threads at a time count in a stripe of their own.
 const STRIPES: usize = 16;
 
-/// What a cache counts. Each read counts as one of `Hits`, `StaleHits` and `Misses`
-/// (a stale hit is not also a hit here: [`Counters::snapshot`] adds them up, as
-/// `CacheStats::hits` says), so that the lookups metric sums to the reads.
+/// What a cache counts. Each read counts as one of `Hits`, `NearHits`, `StaleHits` and
+/// `Misses` (a stale or near hit is not also a hit here: [`Counters::snapshot`] adds
+/// them up, as `CacheStats::hits` says), so that the lookups metric sums to the reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Counter {
     Hits,
@@ -89,6 +90,18 @@ pub(crate) enum Counter {
     Errors,
     DecodeErrors,
     CoalescedWaits,
+}
+
+impl Counter {
+    /// The counter of a fresh hit: read from a near tier (`near`) or not.
+    #[inline]
+    pub(crate) fn hit(near: bool) -> Counter {
+        if near {
+            Counter::NearHits
+        } else {
+            Counter::Hits
+        }
+    }
 }
 
 /// One thread's counters, by [`Counter`]: 72 bytes, alone on a 128-byte line pair (x86
@@ -187,7 +200,9 @@ impl Counters {
                 .fold(0, u64::wrapping_add)
         };
         CacheStats {
-            hits: sum(Counter::Hits).wrapping_add(sum(Counter::StaleHits)),
+            hits: sum(Counter::Hits)
+                .wrapping_add(sum(Counter::StaleHits))
+                .wrapping_add(sum(Counter::NearHits)),
             stale_hits: sum(Counter::StaleHits),
             near_hits: sum(Counter::NearHits),
             misses: sum(Counter::Misses),

@@ -357,11 +357,13 @@ impl Cache {
 
     /// Counts one read: a fresh value is a hit; a stale one a stale hit (which
     /// `stats()` counts in `hits` too) when `serve_stale`, else a miss.
-    fn count_lookup<T>(&self, skey: &str, read: &Lookup<T>, serve_stale: bool) {
+    /// `near`: the read came from a near tier, and a fresh value is a near hit (which
+    /// `stats()` counts in `hits` too).
+    fn count_lookup<T>(&self, skey: &str, read: &Lookup<T>, serve_stale: bool, near: bool) {
         let counters = self.counters();
         match read {
             Lookup::Fresh(_) => {
-                counters.bump(Counter::Hits);
+                counters.bump(Counter::hit(near));
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
             }
             Lookup::Stale(_) if serve_stale => {
@@ -393,6 +395,7 @@ impl Cache {
         skey: &str,
         value: &Value,
         count: bool,
+        near: bool,
     ) -> Option<Option<T>> {
         let read = match self.open_now::<T>(value)? {
             Opened::Read(read) => read,
@@ -405,7 +408,7 @@ impl Cache {
             }
         };
         if count {
-            self.count_lookup(skey, &read, false);
+            self.count_lookup(skey, &read, false, near);
         }
         Some(match read {
             Lookup::Fresh(v) => Some(v),
@@ -432,7 +435,7 @@ impl Cache {
             }
         };
         if count {
-            self.count_lookup(skey, &read, false);
+            self.count_lookup(skey, &read, false, false);
         }
         Some(match read {
             Lookup::Fresh(v) => Some(v),
@@ -462,25 +465,14 @@ impl Cache {
                     return Some(Lookup::Miss);
                 }
                 None => {
-                    let read = self.plain(skey, &value, count);
-                    self.count_near(&read, count);
-                    return Some(read);
+                    return Some(self.plain(skey, &value, count, self.inner.near));
                 }
             },
         };
         if count {
-            self.count_lookup(skey, &read, true);
-            self.count_near(&read, count);
+            self.count_lookup(skey, &read, true, self.inner.near);
         }
         Some(read)
-    }
-
-    /// Near-tier hook: a value a two-tier backend answered at once came from its near
-    /// tier (`stats().near_hits`).
-    fn count_near<T>(&self, read: &Lookup<T>, count: bool) {
-        if count && self.inner.near && !matches!(read, Lookup::Miss) {
-            self.counters().bump(Counter::NearHits);
-        }
     }
 
     /// The read of a stored key by a stale-aware reader. `tags`: the tags the entry is
@@ -513,7 +505,7 @@ impl Cache {
             Ok(Some(value)) => value,
             Ok(None) => {
                 if count {
-                    self.count_lookup::<T>(skey, &Lookup::Miss, true);
+                    self.count_lookup::<T>(skey, &Lookup::Miss, true, false);
                 }
                 return Lookup::Miss;
             }
@@ -531,21 +523,21 @@ impl Cache {
                 }
                 return Lookup::Miss;
             }
-            None => return self.plain(skey, &value, count),
+            None => return self.plain(skey, &value, count, false),
         };
         if count {
-            self.count_lookup(skey, &read, true);
+            self.count_lookup(skey, &read, true, false);
         }
         read
     }
 
     /// A plain value (no envelope) read by a stale-aware reader.
-    fn plain<T: Cacheable>(&self, skey: &str, value: &Value, count: bool) -> Lookup<T> {
+    fn plain<T: Cacheable>(&self, skey: &str, value: &Value, count: bool, near: bool) -> Lookup<T> {
         match self.decode_value::<T>(value) {
             Ok(v) => {
                 let read = Lookup::Fresh(v);
                 if count {
-                    self.count_lookup(skey, &read, true);
+                    self.count_lookup(skey, &read, true, near);
                 }
                 read
             }

@@ -85,7 +85,7 @@ impl Cache {
                 Some(v) if self.is_envelope::<T>(v) => {
                     self.read_envelope(skey, v, true).await.flatten()
                 }
-                _ => self.decode_counted(skey, value),
+                _ => self.decode_counted(skey, value, false),
             };
             if let Some(v) = found {
                 out.insert(key, v);
@@ -119,7 +119,7 @@ impl Cache {
                 return Ok(self.read_envelope(skey, value, count).await.flatten());
             }
         }
-        self.decoded(skey, count, read)
+        self.decoded(skey, count, read, false)
     }
 
     /// [`fetch`](Self::fetch) without a future, for backends that answer at once
@@ -140,13 +140,9 @@ impl Cache {
                 }
             }
         }
-        let value = self.decoded(skey, count, read);
         // Near-tier hook: a hit answered at once by a two-tier backend came from its
-        // near tier.
-        if count && self.inner.near && matches!(value, Ok(Some(_))) {
-            self.counters().bump(Counter::NearHits);
-        }
-        Some(value)
+        // near tier, and is counted as a near hit.
+        Some(self.decoded(skey, count, read, self.inner.near))
     }
 
     /// [`fetch_now`](Self::fetch_now) as the hit path of `#[cache_fn]` needs it: a hit,
@@ -167,25 +163,27 @@ impl Cache {
     /// that is checked first, with the object's type id, and is the whole of a hit. Any
     /// other entry (encoded bytes, a counter, an object of another type, and, for call
     /// sites that ask for stale-while-revalidate or tags, an envelope around the value)
-    /// takes the general path, so plain entries pay nothing for the others.
+    /// takes the general path, so plain entries pay nothing for the others. `near`: a
+    /// hit is counted as a near hit (the read came from a near tier).
     #[inline]
     pub(super) fn decoded<T: Cacheable>(
         &self,
         skey: &str,
         count: bool,
         read: Result<Option<Value>, CacheError>,
+        near: bool,
     ) -> Result<Option<T>, CacheError> {
         if let Ok(Some(Value::Object(obj))) = &read {
             if let Some(v) = obj.downcast_ref::<T>() {
                 let v = v.clone();
                 if count {
-                    self.counters().bump(Counter::Hits);
+                    self.counters().bump(Counter::hit(near));
                     tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
                 }
                 return Ok(Some(v));
             }
         }
-        self.decoded_in_general(skey, count, read)
+        self.decoded_in_general(skey, count, read, near)
     }
 
     #[inline(never)]
@@ -194,13 +192,14 @@ impl Cache {
         skey: &str,
         count: bool,
         read: Result<Option<Value>, CacheError>,
+        near: bool,
     ) -> Result<Option<T>, CacheError> {
         match read {
-            Ok(value) if count => Ok(self.decode_counted(skey, value)),
+            Ok(value) if count => Ok(self.decode_counted(skey, value, near)),
             Ok(value) => Ok(value.and_then(|v| match self.decode_value(&v) {
                 Ok(v) => Some(v),
                 // Freshness hook: an envelope (`fresh.rs`).
-                Err(_) => self.read_envelope_now(skey, &v, false).flatten(),
+                Err(_) => self.read_envelope_now(skey, &v, false, false).flatten(),
             })),
             Err(e) => Err(self.record_error("get", skey, e)),
         }
@@ -210,6 +209,7 @@ impl Cache {
         &self,
         skey: &str,
         value: Option<Value>,
+        near: bool,
     ) -> Option<T> {
         let counters = self.counters();
         let Some(value) = value else {
@@ -219,13 +219,13 @@ impl Cache {
         };
         match self.decode_value(&value) {
             Ok(v) => {
-                counters.bump(Counter::Hits);
+                counters.bump(Counter::hit(near));
                 tracing::trace!(cache = %self.inner.alias, key = skey, "cache hit");
                 Some(v)
             }
             Err(e) => {
                 // Freshness hook: an envelope, which counts its own read (`fresh.rs`).
-                if let Some(read) = self.read_envelope_now(skey, &value, true) {
+                if let Some(read) = self.read_envelope_now(skey, &value, true, near) {
                     return read;
                 }
                 counters.bump(Counter::DecodeErrors);

@@ -93,6 +93,7 @@ struct Handles {
     miss: Counter,
     coalesced: Counter,
     stale: OnceLock<Counter>,
+    near: OnceLock<Counter>,
     errors: [OnceLock<Counter>; KINDS.len()],
     durations: [OnceLock<Histogram>; Op::COUNT],
 }
@@ -162,6 +163,7 @@ impl CacheMetrics {
                 miss: lookup("miss"),
                 coalesced: ::metrics::counter!(COALESCED, "cache" => self.alias.clone()),
                 stale: OnceLock::new(),
+                near: OnceLock::new(),
                 errors: Default::default(),
                 durations: Default::default(),
             })
@@ -179,6 +181,12 @@ impl Handles {
                 .stale
                 .get_or_init(|| {
                     ::metrics::counter!(LOOKUPS, "cache" => alias.to_owned(), "result" => "stale")
+                })
+                .increment(n),
+            Event::NearHits => self
+                .near
+                .get_or_init(|| {
+                    ::metrics::counter!(LOOKUPS, "cache" => alias.to_owned(), "result" => "near_hit")
                 })
                 .increment(n),
             Event::CoalescedWaits => self.coalesced.increment(n),
