@@ -222,3 +222,70 @@ fn a_backend_outliving_its_first_runtime_watches_again_from_the_next() {
     });
     assert!(backend.near_status().expect("near").connects >= 2);
 }
+
+/// The id of the invalidation connection in `CLIENT LIST`: the one with client-side
+/// caching on (flag `t`) or subscribed (flag `P`).
+fn invalidation_connection(server: &RedisServer, mode: Invalidation) -> String {
+    let flag = match mode {
+        Invalidation::PubSub => 'P',
+        _ => 't',
+    };
+    let list = server.cli(&["CLIENT", "LIST"]);
+    let line = list
+        .lines()
+        .find(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("flags="))
+                .is_some_and(|flags| flags.contains(flag))
+        })
+        .unwrap_or_else(|| panic!("no connection with flag {flag}:\n{list}"));
+    line.split(' ')
+        .find_map(|f| f.strip_prefix("id="))
+        .expect("an id")
+        .to_owned()
+}
+
+/// When the invalidation connection drops (here killed by the server), the near tier
+/// is emptied and bypassed: a write nobody could report meanwhile is read from Redis,
+/// not from a stale near copy; once invalidations flow again the tier serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_invalidation_connection_empties_and_bypasses_the_near_tier() {
+    let server = RedisServer::start();
+    for mode in [Invalidation::Tracking, Invalidation::PubSub] {
+        let (cache, backend) = tiered(&server, mode).await;
+        // Another process's writes, through a cache without a near tier.
+        let other =
+            Cache::builder(RedisBackend::from_url(&server.url()).expect("a backend")).build();
+        let key = format!("dropped-{mode:?}");
+        cache
+            .set(&key, &"before".to_string(), TTL)
+            .await
+            .expect("set");
+        held_near(&cache, &key, "before").await;
+        let status = backend.near_status().expect("near");
+
+        let id = invalidation_connection(&server, mode);
+        assert_eq!(server.cli(&["CLIENT", "KILL", "ID", &id]).trim(), "1");
+        eventually("the drop is noticed and the tier emptied", async || {
+            let now = backend.near_status().expect("near");
+            now.flushes > status.flushes && now.entries == 0
+        })
+        .await;
+        // Written while this process hears nothing (or just after it is back).
+        other
+            .set(&key, &"after".to_string(), TTL)
+            .await
+            .expect("set");
+        assert_eq!(
+            cache.get::<String>(&key).await.expect("get").as_deref(),
+            Some("after"),
+            "{mode:?}: a write made while the invalidation connection was down"
+        );
+        eventually("invalidations flow again", async || {
+            let now = backend.near_status().expect("near");
+            now.live && now.connects > status.connects
+        })
+        .await;
+        held_near(&cache, &key, "after").await;
+    }
+}
