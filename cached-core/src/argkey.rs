@@ -847,4 +847,44 @@ mod tests {
         let err = k.finish().unwrap_err();
         assert!(err.to_string().contains("refused"), "{err}");
     }
+
+    /// An argument list as the default key sees it: a string, an option, a list and a
+    /// map, drawn from characters that the encoding must quote or escape.
+    type Args = (String, Option<i64>, Vec<String>, BTreeMap<String, u8>);
+
+    fn args_key(args: &Args) -> String {
+        let mut k = ArgKey::new("m::f");
+        k.arg(&args.0);
+        k.arg(&args.1);
+        k.arg(&args.2);
+        k.arg(&args.3);
+        k.finish().unwrap()
+    }
+
+    fn arg_strategy() -> impl proptest::strategy::Strategy<Value = Args> {
+        use proptest::prelude::*;
+        let text = "[a\\\",()\\[\\]{}:#' ]{0,6}";
+        (
+            text,
+            proptest::option::of(any::<i64>()),
+            proptest::collection::vec(text, 0..3),
+            proptest::collection::btree_map(text, any::<u8>(), 0..3),
+        )
+    }
+
+    proptest::proptest! {
+        /// Two different argument lists of one function never share a key, however
+        /// their strings are made to look like the encoding's own punctuation.
+        #[test]
+        fn different_arguments_never_share_a_key(a in arg_strategy(), b in arg_strategy()) {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(args_key(&a), args_key(&b));
+        }
+
+        /// The same arguments always give the same key.
+        #[test]
+        fn keys_are_deterministic(a in arg_strategy()) {
+            proptest::prop_assert_eq!(args_key(&a), args_key(&a.clone()));
+        }
+    }
 }

@@ -271,4 +271,41 @@ mod tests {
         assert!(is_safe(&"k".repeat(250)));
         assert!(!is_safe(&"k".repeat(251)));
     }
+
+    proptest::proptest! {
+        /// Any key is stored as something a memcached-style store accepts: no
+        /// whitespace, no control character, bounded length.
+        #[test]
+        fn every_stored_key_is_safe_and_bounded(key in "\\PC{0,300}|[ \\t\\na-z#0-9]{0,300}") {
+            let mut out = String::new();
+            push_safe_key(&mut out, &key);
+            proptest::prop_assert!(!out.chars().any(is_unsafe_char), "{:?}", out);
+            proptest::prop_assert!(out.len() <= MAX_KEY_LEN.max(HEAD_LEN * 4 + 33));
+        }
+
+        /// Different keys are stored under different keys: a literal key never looks
+        /// digested, so it cannot collide with a digested one.
+        #[test]
+        fn different_keys_are_stored_apart(
+            a in "[a-f0-9# ]{0,40}|\\PC{0,260}",
+            b in "[a-f0-9# ]{0,40}|\\PC{0,260}",
+        ) {
+            proptest::prop_assume!(a != b);
+            let (mut sa, mut sb) = (String::new(), String::new());
+            push_safe_key(&mut sa, &a);
+            push_safe_key(&mut sb, &b);
+            proptest::prop_assert_ne!(&sa, &sb);
+            proptest::prop_assert_eq!(is_safe(&a), sa == a);
+            proptest::prop_assert_eq!(looks_digested(&sa), !is_safe(&a));
+        }
+
+        /// Integers are written as `Display` writes them.
+        #[test]
+        fn integers_as_display(n in proptest::prelude::any::<i64>(), u in proptest::prelude::any::<u64>()) {
+            let mut out = String::new();
+            push_i64(&mut out, n);
+            push_u64(&mut out, u);
+            proptest::prop_assert_eq!(out, format!("{n}{u}"));
+        }
+    }
 }
