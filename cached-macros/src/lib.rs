@@ -22,7 +22,8 @@ mod cache_evict;
 mod cache_fn;
 mod cache_view;
 mod ctxt;
-#[path = "../../cached-backend/src/rate/grammar.rs"]
+// A symbolic link to `cached-backend/src/rate/grammar.rs`: one grammar for the macro
+// and the runtime (`cargo package` copies the file into the published crate).
 mod grammar;
 mod item;
 mod signature;

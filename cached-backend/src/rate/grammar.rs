@@ -2,8 +2,9 @@
 //! time and for `#[throttle(rate = "...")]` at compile time.
 //!
 //! This file has no dependencies, not even on the rest of this crate: `cached-macros`
-//! compiles the same file into itself (`#[path = "..."] mod grammar;`), so the macro and
-//! the runtime accept exactly the same rates and word their errors alike.
+//! compiles the same file into itself (`cached-macros/src/grammar.rs` is a symbolic
+//! link to it, which `cargo package` copies as a file), so the macro and the runtime
+//! accept exactly the same rates and word their errors alike.
 //!
 //! # Grammar
 //!

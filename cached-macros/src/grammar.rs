@@ -1,0 +1,1 @@
+../../cached-backend/src/rate/grammar.rs
