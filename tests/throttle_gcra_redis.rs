@@ -105,17 +105,17 @@ async fn a_gcra_layer_on_redis_admits_the_burst_then_answers_429_with_the_wait()
 #[tokio::test]
 async fn a_gcra_layer_on_redis_refills_one_request_per_interval() {
     let server = RedisServer::start();
-    // 5 a second: one every 200 ms, bursts of 1.
+    // 2 a second: one every 500 ms, bursts of 1.
     let layer = ThrottleLayer::new()
         .store(store(&server))
-        .throttle(Throttle::anon("5/second").expect("rate").gcra(1));
+        .throttle(Throttle::anon("2/second").expect("rate").gcra(1));
     let url = serve(app(layer)).await;
     let client = client();
     assert_eq!(status(&client, &url).await, StatusCode::OK);
     let res = client.get(&url).send().await.expect("request");
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header_u64(&res, "retry-after"), 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(status(&client, &url).await, StatusCode::OK);
     assert_eq!(status(&client, &url).await, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -86,33 +86,45 @@ async fn refills_one_request_per_interval_on_the_servers_clock() {
     let store = store(&server).key_prefix("app");
     // 5 a second is one every 200 ms; bursts of 2.
     let g = gcra("5/second", 2);
+    let interval = Duration::from_millis(200);
+    let start = Instant::now();
     assert!(check(&store, "k", g).await.admitted);
     assert!(check(&store, "k", g).await.admitted);
     let refused = check(&store, "k", g).await;
     assert!(!refused.admitted);
     assert!(
-        refused.reset > Duration::ZERO && refused.reset <= Duration::from_millis(200),
+        refused.reset > Duration::ZERO && refused.reset <= interval,
         "wait {:?}",
         refused.reset
     );
     assert_eq!(refused.retry_after_secs(), 1);
-    // Once the wait is over, exactly one more request fits, then the next waits about
-    // one whole interval.
-    let mut wait = refused.reset;
+    // Each time the wait is over, a request fits again, and after the refilled ones the
+    // next waits at most one interval.
+    let (mut admitted, mut wait) = (2u32, refused.reset);
     for _ in 0..3 {
         tokio::time::sleep(wait + Duration::from_millis(30)).await;
-        let d = check(&store, "k", g).await;
-        assert!(d.admitted, "one request refilled");
-        assert_eq!(d.remaining, 0);
-        let next = check(&store, "k", g).await;
-        assert!(!next.admitted, "only one");
+        let mut refilled = 0;
+        let refusal = loop {
+            let d = check(&store, "k", g).await;
+            if !d.admitted {
+                break d;
+            }
+            refilled += 1;
+            assert!(refilled <= g.burst(), "never more than a full bucket");
+        };
+        assert!(refilled >= 1, "the wait was over: a request refilled");
         assert!(
-            next.reset > Duration::from_millis(50) && next.reset <= Duration::from_millis(200),
+            refusal.reset > Duration::ZERO && refusal.reset <= interval,
             "wait {:?}",
-            next.reset
+            refusal.reset
         );
-        wait = next.reset;
+        admitted += refilled;
+        wait = refusal.reset;
     }
+    // GCRA's bound, whatever the scheduling: the burst plus one per interval elapsed
+    // (here about 3; more only if the test was stalled for whole intervals).
+    let bound = g.burst() + (start.elapsed().as_nanos() / interval.as_nanos()) as u32;
+    assert!(admitted <= bound, "{admitted} admitted, at most {bound}");
     // The prefix is part of the key.
     assert_eq!(server.cli(&["EXISTS", "app:k"]).trim(), "1");
     assert_eq!(server.cli(&["EXISTS", "k"]).trim(), "0");
@@ -191,7 +203,7 @@ async fn the_key_expires_when_the_bucket_is_full_again() {
         assert!(check(&store, "idle", fast).await.admitted);
     }
     let ttl = pttl(&server, "idle");
-    assert!((100..=300).contains(&ttl), "PTTL {ttl}");
+    assert!((1..=300).contains(&ttl), "PTTL {ttl}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while server.cli(&["EXISTS", "idle"]).trim() != "0" {
         assert!(Instant::now() < deadline, "the idle key did not expire");
