@@ -1,6 +1,7 @@
 //! Two real processes throttling through one real `redis-server` admit exactly N in
-//! total: the sliding log lives in Redis, checked in one atomic script on the server's
-//! clock, so no process can admit on a count the other has not seen.
+//! total: the sliding log (or the GCRA arrival time) lives in Redis, checked in one
+//! atomic script on the server's clock, so no process can admit on a count the other
+//! has not seen.
 //!
 //! The test binary re-runs itself as each child (`CACHED_KIT_CHILD` says so), like two
 //! instances of one service. Each child serves its own app (a `ThrottleLayer` over its
@@ -22,6 +23,10 @@ const TEST: &str = "two_processes_sharing_one_redis_admit_exactly_n_in_total";
 const RATE: &str = "7/minute";
 const N: usize = 7;
 const REQUESTS_PER_CHILD: usize = 100;
+const GCRA_TEST: &str = "two_processes_sharing_one_redis_admit_exactly_the_gcra_burst_in_total";
+/// One every 15 minutes, in bursts of 4: nothing refills while the test runs.
+const GCRA_RATE: &str = "4/hour";
+const GCRA_BURST: u32 = 4;
 
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -45,9 +50,11 @@ async fn run_child() -> bool {
         return false;
     };
     let store = RedisThrottleStore::from_url(&redis_url).expect("redis url");
-    let layer = ThrottleLayer::new()
-        .store(store)
-        .throttle(Throttle::anon(RATE).expect("rate"));
+    let throttle = match std::env::var_os("CACHED_KIT_CHILD_GCRA") {
+        Some(_) => Throttle::anon(GCRA_RATE).expect("rate").gcra(GCRA_BURST),
+        None => Throttle::anon(RATE).expect("rate"),
+    };
+    let layer = ThrottleLayer::new().store(store).throttle(throttle);
     let url = serve(
         Router::new()
             .route("/", get(|| async { "ok" }))
@@ -100,9 +107,13 @@ async fn run_child() -> bool {
     true
 }
 
-fn spawn_child(redis_url: &str) -> Child {
-    Command::new(std::env::current_exe().expect("the test binary"))
-        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+fn spawn_child(redis_url: &str, test: &str) -> Child {
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"));
+    if test == GCRA_TEST {
+        child.env("CACHED_KIT_CHILD_GCRA", "1");
+    }
+    child
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("CACHED_KIT_CHILD_REDIS", redis_url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -131,14 +142,10 @@ fn counts(child: Child) -> (usize, usize) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_sharing_one_redis_admit_exactly_n_in_total() {
-    if run_child().await {
-        return;
-    }
-    let server = RedisServer::start();
-    let a = spawn_child(&server.url());
-    let b = spawn_child(&server.url());
+/// Starts two children running `test`, lets them fire together; their counts.
+async fn race(server: &RedisServer, test: &str) -> ((usize, usize), (usize, usize)) {
+    let a = spawn_child(&server.url(), test);
+    let b = spawn_child(&server.url(), test);
     // Both children serve and poll before either fires.
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.cli(&["GET", "ready"]).trim() != "2" {
@@ -146,10 +153,38 @@ async fn two_processes_sharing_one_redis_admit_exactly_n_in_total() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.cli(&["SET", "go", "1"]);
-    let (a, b) = (counts(a), counts(b));
+    (counts(a), counts(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_one_redis_admit_exactly_n_in_total() {
+    if run_child().await {
+        return;
+    }
+    let server = RedisServer::start();
+    let (a, b) = race(&server, TEST).await;
     assert_eq!(a.0 + b.0, N, "admitted in total: {a:?} + {b:?}");
     assert_eq!(a.0 + a.1 + b.0 + b.1, 2 * REQUESTS_PER_CHILD);
     // One log, shared: N entries.
     let key = format!("throttle:anon:{RATE}:ip:127.0.0.1");
     assert_eq!(server.cli(&["ZCARD", &key]).trim(), N.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_one_redis_admit_exactly_the_gcra_burst_in_total() {
+    if run_child().await {
+        return;
+    }
+    let server = RedisServer::start();
+    let (a, b) = race(&server, GCRA_TEST).await;
+    // The burst, in total.
+    assert_eq!(
+        a.0 + b.0,
+        GCRA_BURST as usize,
+        "admitted in total: {a:?} + {b:?}"
+    );
+    assert_eq!(a.0 + a.1 + b.0 + b.1, 2 * REQUESTS_PER_CHILD);
+    // One arrival time, shared: a single string.
+    let key = format!("throttle:anon:gcra:{GCRA_RATE}:{GCRA_BURST}:ip:127.0.0.1");
+    assert_eq!(server.cli(&["TYPE", &key]).trim(), "string");
 }

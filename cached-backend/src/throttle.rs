@@ -205,7 +205,7 @@ impl Gcra {
 fn gcra_unsupported(store: &str) -> CacheError {
     CacheError::config(
         format!("the `{store}` throttle store"),
-        "this store does not support algorithm = \"gcra\": use the sliding log (the default) with it, or a store that implements GCRA (memory://)",
+        "this store does not support algorithm = \"gcra\": use the sliding log (the default) with it, or a store that implements GCRA (memory://, redis://)",
     )
 }
 
@@ -219,8 +219,9 @@ fn gcra_unsupported(store: &str) -> CacheError {
 /// (one process) and `cached_redis::throttle::RedisThrottleStore` (shared).
 ///
 /// Stores may also implement the `gcra` algorithm ([`check_gcra`](ThrottleStore::check_gcra)
-/// and [`undo_gcra`](ThrottleStore::undo_gcra), one [`Gcra`] TAT per key); by default
-/// they answer with a configuration error saying they do not. In-process stores also
+/// and [`undo_gcra`](ThrottleStore::undo_gcra), one [`Gcra`] TAT per key), as both of
+/// this project's stores do; a store of another crate that does not answers with a
+/// configuration error saying so (the default methods). In-process stores also
 /// answer without a future through [`check_now`](ThrottleStore::check_now) and
 /// [`check_gcra_now`](ThrottleStore::check_gcra_now), which throttles try first.
 ///

@@ -58,8 +58,11 @@
 //! "gcra", burst = N)]`) keeps one instant per client: a fresh client may make `burst`
 //! requests at once, then one per `period / count`. It is what `governor` and most
 //! gateways do; use it for high rates (`1000/second`), where a log per client is large.
-//! The memory store implements both; a store without GCRA answers with a configuration
-//! error ([`ThrottleStore::check_gcra`]), which a throttle treats as misconfiguration.
+//! The memory store and the Redis store (`cached_kit::redis::throttle::RedisThrottleStore`:
+//! one string per client, its TAT on the Redis server's clock, expiring when the bucket
+//! is full again) implement both; a store of another crate without GCRA answers with a
+//! configuration error ([`ThrottleStore::check_gcra`]), which a throttle treats as
+//! misconfiguration.
 //!
 //! # Rates from configuration
 //!

@@ -5,9 +5,10 @@
 //! [`RedisBackend`] in code. The guide is `docs/redis.md` in the repository.
 //!
 //! Two fronts share one connection module: [`RedisBackend`] (the cache `Backend`) and
-//! [`RedisThrottleStore`](throttle::RedisThrottleStore) (throttle logs). Both are built
-//! from a [`RedisConfig`] (or a URL), and a store made
-//! [from a backend](throttle::RedisThrottleStore::from_backend) shares its connection.
+//! [`RedisThrottleStore`](throttle::RedisThrottleStore) (throttle state: sliding logs and
+//! GCRA arrival times). Both are built from a [`RedisConfig`] (or a URL), and a store
+//! made [from a backend](throttle::RedisThrottleStore::from_backend) shares its
+//! connection.
 //!
 //! - One multiplexed, auto-reconnecting connection per Tokio runtime (the `redis` crate's
 //!   `ConnectionManager`, or its async cluster client), made on first use: Redis being

@@ -1,12 +1,20 @@
-//! [`RedisThrottleStore`]: throttle logs shared by every process that uses one Redis.
+//! [`RedisThrottleStore`]: throttle state shared by every process that uses one Redis,
+//! for both algorithms.
 //!
 //! Each check is one atomic round trip: a Lua script that reads the server's own clock
-//! (`TIME`), drops the requests that left the window from the key's sorted set
-//! (`ZREMRANGEBYSCORE`), counts the rest (`ZCARD`) and, only if there is room, records
-//! this request (`ZADD` with a unique member) and sets the key to expire one period later
-//! (`PEXPIRE`), so an idle client leaves nothing behind. Processes therefore agree on the
-//! window whatever their own clocks say, and at most N requests are admitted in any
-//! trailing window across all of them.
+//! (`TIME`), so processes agree on time whatever their own clocks say.
+//!
+//! - The sliding log (the default): the script drops the requests that left the window
+//!   from the key's sorted set (`ZREMRANGEBYSCORE`), counts the rest (`ZCARD`) and, only
+//!   if there is room, records this request (`ZADD` with a unique member) and sets the
+//!   key to expire one period later (`PEXPIRE`), so an idle client leaves nothing behind.
+//!   At most N requests are admitted in any trailing window across all processes.
+//! - GCRA (`algorithm = "gcra"`): the key is one string, the client's theoretical
+//!   arrival time (TAT) in nanoseconds of the server's clock; the script applies
+//!   [`Gcra::decide`] to it and, only if the request is admitted, stores the new TAT
+//!   with an expiry at that instant, when the bucket is full again and the state means
+//!   nothing (an idle client leaves nothing behind). Undoing an admission moves the TAT
+//!   back one interval ([`Gcra::undo`]) in another script.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +22,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use cached_backend::{CacheError, CacheUrl, Decision, Rate, ThrottleStore};
+use cached_backend::{CacheError, CacheUrl, Decision, Gcra, Rate, ThrottleStore};
 use redis::Script;
 
 use crate::breaker::BreakerState;
@@ -51,13 +59,115 @@ return {admitted, limit - count, reset}
     )
 });
 
+/// The Lua helpers of the GCRA scripts. A theoretical arrival time (TAT) is an integer
+/// of nanoseconds on the Redis server's clock (Unix epoch), the unit of [`Gcra`]; Lua's
+/// numbers are doubles, exact only below 2^53, so an instant is handled as a pair
+/// `{seconds, nanoseconds}` and only differences (a bucket's span at most) are single
+/// numbers. The stored value is the TAT's decimal digits, written without a float.
+const GCRA_LIB: &str = r"
+local function now_pair()
+  local t = redis.call('TIME')
+  return {tonumber(t[1]), tonumber(t[2]) * 1000}
+end
+-- The stored TAT, or nil for a key without one (or holding something else, which the
+-- next admission overwrites).
+local function read_tat(key)
+  local v = redis.call('GET', key)
+  if not v or not string.match(v, '^%d+$') or #v > 20 then
+    return nil
+  end
+  if #v <= 9 then
+    return {0, tonumber(v)}
+  end
+  return {tonumber(string.sub(v, 1, -10)), tonumber(string.sub(v, -9))}
+end
+-- a - b in nanoseconds.
+local function diff(a, b)
+  return (a[1] - b[1]) * 1000000000 + (a[2] - b[2])
+end
+-- Stores now + ahead (nanoseconds, > 0), expiring when that instant has passed.
+local function store_ahead(key, now, ahead)
+  local n = now[2] + ahead
+  local ns = math.fmod(n, 1000000000)
+  local s = now[1] + (n - ns) / 1000000000
+  local tat = string.format('%d%09d', s, ns)
+  if s == 0 then
+    tat = string.format('%d', ns)
+  end
+  redis.call('SET', key, tat, 'PX', math.ceil(ahead / 1000000))
+  return tat
+end
+-- Durations returned as integers stay within an i64.
+local function capped(ns)
+  return math.min(ns, 4000000000000000000)
+end
+";
+
+/// `KEYS[1]` the TAT; `ARGV` the interval and the bucket's span (interval × burst), in
+/// nanoseconds. [`Gcra::decide`] on the server's clock: returns `{0, 0, wait, nil}` for
+/// a refusal (nothing stored) or `{1, remaining, reset, tat}` for an admission, whose new
+/// TAT is stored and expires when the bucket would be full again.
+static CHECK_GCRA: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{GCRA_LIB}{}",
+        r"
+local interval = tonumber(ARGV[1])
+local span = tonumber(ARGV[2])
+local now = now_pair()
+local tat = read_tat(KEYS[1])
+local ahead = 0
+if tat then
+  ahead = math.max(diff(tat, now), 0)
+end
+local delay = ahead + interval
+if delay > span then
+  return {0, 0, capped(delay - span), false}
+end
+local slack = span - delay
+local partial = math.fmod(slack, interval)
+local remaining = (slack - partial) / interval
+local stored = store_ahead(KEYS[1], now, delay)
+return {1, capped(remaining), capped(interval - partial), stored}
+"
+    ))
+});
+
+/// `KEYS[1]` the TAT; `ARGV[1]` the interval in nanoseconds. [`Gcra::undo`]: moves the
+/// TAT back one interval; a TAT that is then not after now is the same as none, so the
+/// key is deleted. Returns 1 if the key held a TAT.
+static UNDO_GCRA: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{GCRA_LIB}{}",
+        r"
+local interval = tonumber(ARGV[1])
+local now = now_pair()
+local tat = read_tat(KEYS[1])
+if not tat then
+  return 0
+end
+local ahead = diff(tat, now) - interval
+if ahead > 0 then
+  store_ahead(KEYS[1], now, ahead)
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"
+    ))
+});
+
 /// A [`ThrottleStore`] in Redis: the budgets of every app instance that uses the same
 /// server (and key prefix) are shared, exactly.
 ///
-/// Keys are `{key_prefix}:throttle:{scope}:{rate}:{client}` (no prefix by default),
-/// sorted sets of admission times in microseconds of the Redis server's clock, expiring
-/// one period after the newest admission. Each check touches one key, so the store works
-/// on one server, a primary, or Redis Cluster alike.
+/// Sliding-log keys are `{key_prefix}:throttle:{scope}:{rate}:{client}` (no prefix by
+/// default), sorted sets of admission times in microseconds of the Redis server's clock,
+/// expiring one period after the newest admission. GCRA keys are
+/// `{key_prefix}:throttle:{scope}:gcra:{rate}:{burst}:{client}`, one string per client
+/// (O(1) state): its theoretical arrival time in nanoseconds of the server's clock,
+/// expiring at that instant, when the client's bucket is full again. Each check (and
+/// each undo) is one script on one key, so the store works on one server, a primary, or
+/// Redis Cluster alike (the cluster routes the script to the key's slot; no hash tag is
+/// needed).
 ///
 /// It reaches Redis exactly as [`RedisBackend`] does, through the same connection code:
 /// one multiplexed, auto-reconnecting connection per Tokio runtime made on first use,
@@ -78,12 +188,16 @@ return {admitted, limit - count, reset}
 ///
 /// ```no_run
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use cached_core::throttle::{Rate, ThrottleStore};
+/// use cached_core::throttle::{Gcra, Rate, ThrottleStore};
 /// use cached_redis::throttle::RedisThrottleStore;
 ///
 /// let store = RedisThrottleStore::from_url("redis://127.0.0.1:6379/0?key_prefix=shop")?;
 /// let decision = store.check("throttle:user:10/minute:id:alice", Rate::parse("10/minute")?).await?;
 /// assert!(decision.admitted);
+/// // GCRA: bursts of 3, then one request every 6 seconds.
+/// let gcra = Gcra::new(Rate::parse("10/minute")?, 3);
+/// let decision = store.check_gcra("throttle:user:gcra:10/minute:3:id:alice", gcra).await?;
+/// assert_eq!(decision.remaining, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
@@ -286,6 +400,18 @@ fn member(token: u64) -> String {
     format!("{token:016x}")
 }
 
+/// `gcra`'s interval and bucket span (interval × burst), in nanoseconds.
+fn gcra_nanos(gcra: Gcra) -> (u64, u64) {
+    let interval = u64::try_from(gcra.interval().as_nanos()).unwrap_or(u64::MAX);
+    (interval, interval.saturating_mul(u64::from(gcra.burst())))
+}
+
+/// A duration in nanoseconds from a script's answer (never negative; a negative one,
+/// which a script does not return, reads as zero).
+fn nanos(n: i64) -> Duration {
+    Duration::from_nanos(u64::try_from(n).unwrap_or(0))
+}
+
 #[async_trait]
 impl ThrottleStore for RedisThrottleStore {
     fn name(&self) -> &'static str {
@@ -328,6 +454,53 @@ impl ThrottleStore for RedisThrottleStore {
         self.conn
             .call(|mut c| async move {
                 c.query::<i64>(redis::cmd("ZREM").arg(&key).arg(&member))
+                    .await
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn check_gcra(&self, key: &str, gcra: Gcra) -> Result<Decision, CacheError> {
+        let (interval, span) = gcra_nanos(gcra);
+        let key = self.key(key);
+        let (admitted, remaining, reset, tat): (i64, i64, i64, Option<String>) = self
+            .conn
+            .call(|mut c| async move {
+                CHECK_GCRA
+                    .key(&key)
+                    .arg(interval)
+                    .arg(span)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(if admitted == 1 {
+            let remaining = u32::try_from(remaining).unwrap_or(0);
+            // The token is the new TAT, as `Gcra::decide` makes it; undo does not need it.
+            let token = tat.and_then(|t| t.parse().ok()).unwrap_or(0);
+            Decision::admitted(gcra.burst(), remaining, nanos(reset), token)
+        } else {
+            Decision::refused(gcra.burst(), nanos(reset))
+        })
+    }
+
+    async fn undo_gcra(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        decision: &Decision,
+    ) -> Result<(), CacheError> {
+        if !decision.admitted {
+            return Ok(());
+        }
+        let (interval, _) = gcra_nanos(gcra);
+        let key = self.key(key);
+        self.conn
+            .call(|mut c| async move {
+                UNDO_GCRA
+                    .key(&key)
+                    .arg(interval)
+                    .invoke_async::<i64>(&mut c)
                     .await
             })
             .await
