@@ -525,49 +525,28 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
+// Sequences, tuples, tuple structs and tuple variants: each element in turn.
+macro_rules! positional_compound {
+    ($($trait:ident::$method:ident),*) => {$(
+        impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = ArgKeyError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), ArgKeyError> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
-}
+positional_compound!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 // Struct fields are written by position: the type is fixed by the function's
 // signature, so names would only make keys longer.
