@@ -550,42 +550,30 @@ positional_compound!(
 
 // Struct fields are written by position: the type is fixed by the function's
 // signature, so names would only make keys longer.
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), ArgKeyError> {
-        // A skipped field still takes its position, so that fields cannot shift.
-        self.element(&())
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
+macro_rules! struct_compound {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = ArgKeyError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _key: &'static str,
+                value: &T,
+            ) -> Result<(), ArgKeyError> {
+                self.element(value)
+            }
+            fn skip_field(&mut self, _key: &'static str) -> Result<(), ArgKeyError> {
+                // A skipped field still takes its position, so that fields cannot shift.
+                self.element(&())
+            }
+            fn end(self) -> Result<(), ArgKeyError> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), ArgKeyError> {
-        self.element(&())
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
-}
+struct_compound!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for MapEncoder<'_, '_> {
     type Ok = ();
