@@ -3,11 +3,8 @@
 //! it is a miss everywhere. The test binary re-runs itself as the children
 //! (`CACHED_KIT_CHILD` names the role), like instances of one service.
 
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-
 use cached_kit::{cache, cache_fn};
-use cached_testing::RedisServer;
+use cached_testing::process::{shared_cache_url, spawn_test, value_of};
 
 /// Counts the body's runs in Redis, where every process sees them.
 #[cache_fn(ttl = 600, key = "tagged-product:{id}", tags = ["product:{id}"])]
@@ -24,17 +21,6 @@ async fn runs(id: u32) -> Option<i64> {
         .get(&format!("product-runs:{id}"))
         .await
         .expect("read the run count")
-}
-
-/// The parent's server, and `CACHE_URL` pointing at it, as the children get it.
-fn server_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let url = RedisServer::shared().url();
-        // Before the first use of the default cache in this process.
-        std::env::set_var("CACHE_URL", &url);
-        url
-    })
 }
 
 /// In a child process: plays its role, prints its result.
@@ -58,30 +44,16 @@ async fn run_child() -> bool {
 }
 
 fn child(role: &str) -> String {
-    let out: Output = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "tags_invalidated_in_one_process_make_another_process_read_miss",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CACHED_KIT_CHILD", role)
-        .env("CACHE_URL", server_url())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run the child process");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.split_once("VALUE=").map(|(_, v)| v.to_owned()))
-        .unwrap_or_else(|| panic!("no VALUE line in:\n{stdout}"))
+    let out = spawn_test(
+        "tags_invalidated_in_one_process_make_another_process_read_miss",
+        &[
+            ("CACHED_KIT_CHILD", role),
+            ("CACHE_URL", shared_cache_url()),
+        ],
+    )
+    .wait_with_output()
+    .expect("run the child process");
+    value_of(&out)
 }
 
 #[tokio::test]
@@ -89,7 +61,7 @@ async fn tags_invalidated_in_one_process_make_another_process_read_miss() {
     if run_child().await {
         return;
     }
-    server_url();
+    shared_cache_url();
     assert_eq!(cache().backend().name(), "redis", "CACHE_URL selects Redis");
 
     // Another process computes and stores the entry; here it is a hit.

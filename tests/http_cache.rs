@@ -17,6 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use cached_kit::backend::memory::{Bound, MemoryBackend};
 use cached_kit::{cache_view, caches, Cache, CacheLayer};
+use cached_testing::http::{client, serve};
 use serde::Deserialize;
 
 /// Counts handler runs.
@@ -30,26 +31,6 @@ impl Runs {
     fn get(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
-}
-
-/// Starts `app` on a free loopback port; returns its base URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
-    format!("http://{addr}")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
 }
 
 /// A response as the tests look at it.

@@ -15,6 +15,7 @@ use axum::routing;
 use axum::Router;
 use cached_kit::backend::memory::{Bound, MemoryBackend};
 use cached_kit::{cache_view, caches, Cache, CacheLayer};
+use cached_testing::http::{client_builder, serve};
 use serde::Deserialize;
 
 /// What the handlers and the test share.
@@ -118,20 +119,13 @@ async fn start(cache: &Cache) -> (String, Gate) {
         .route("/view", routing::get(viewed))
         .layer(middleware::from_fn_with_state(gate.clone(), count_arrival))
         .with_state(gate.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
-    (format!("http://{addr}"), gate)
+    (serve(app).await, gate)
 }
 
+/// No idle connections kept: each request of a burst opens its own, so they arrive
+/// together rather than queueing behind one another on a pooled connection.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
+    client_builder()
         .pool_max_idle_per_host(0)
         .build()
         .expect("client")

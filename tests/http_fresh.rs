@@ -19,6 +19,7 @@ use axum::Router;
 use cached_kit::backend::memory::{Bound, MemoryBackend};
 use cached_kit::http::CacheTags;
 use cached_kit::{cache_view, caches, Cache, CacheLayer};
+use cached_testing::http::{client, serve};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
@@ -195,25 +196,6 @@ fn layers(cache: &Cache, script: Script) -> Router {
         .route("/tagged", route(base().ttl(secs(60)).tags(["pages"])))
         .route("/shared", route(base().ttl(secs(60)).shared(true)))
         .with_state(script)
-}
-
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
-    format!("http://{addr}")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
 }
 
 /// A response as the tests look at it.

@@ -5,12 +5,10 @@
 //! The test binary re-runs itself as child processes (`CACHED_KIT_LOCK_CHILD` says
 //! which), like several instances of one service sharing Redis.
 
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cached_kit::{cache, cache_fn};
-use cached_testing::RedisServer;
+use cached_testing::process::{shared_cache_url, spawn_test, stdout_of};
 
 /// Counts a body's runs in Redis, where every process sees the count.
 async fn count_run(name: &str) {
@@ -46,16 +44,6 @@ async fn stuck_report(wait: bool) -> String {
     "computed".to_owned()
 }
 
-/// The parent's server and `CACHE_URL` pointing at it, as the children get it.
-fn server_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let url = RedisServer::shared().url();
-        std::env::set_var("CACHE_URL", &url);
-        url
-    })
-}
-
 /// In a child: waits for the go signal, calls `slow_report`, prints its value.
 async fn run_child() -> bool {
     if std::env::var("CACHED_KIT_LOCK_CHILD").is_err() {
@@ -75,20 +63,10 @@ async fn a_body_slower_than_lock_ttl_still_runs_once_across_three_processes() {
     if run_child().await {
         return;
     }
-    let url = server_url();
+    let url = shared_cache_url();
     let test = "a_body_slower_than_lock_ttl_still_runs_once_across_three_processes";
     let children: Vec<_> = (0..3)
-        .map(|_| {
-            Command::new(std::env::current_exe().expect("the test binary"))
-                .args([test, "--exact", "--nocapture", "--test-threads=1"])
-                .env("CACHED_KIT_LOCK_CHILD", "1")
-                .env("CACHE_URL", url)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn a child")
-        })
+        .map(|_| spawn_test(test, &[("CACHED_KIT_LOCK_CHILD", "1"), ("CACHE_URL", url)]))
         .collect();
     // Let all three start and poll, then go at once.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -98,12 +76,7 @@ async fn a_body_slower_than_lock_ttl_still_runs_once_across_three_processes() {
         .expect("set go");
     for child in children {
         let out = child.wait_with_output().expect("wait for a child");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "child failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = stdout_of(&out);
         assert!(stdout.contains("VALUE=slow report"), "{stdout}");
     }
     // The lock lived 1 s but was extended while the 3 s body ran: the two waiting
@@ -116,7 +89,7 @@ async fn a_cancelled_lock_holder_does_not_stall_the_next_caller() {
     if run_child().await {
         return;
     }
-    server_url();
+    shared_cache_url();
     // The first call takes the lock (10 s unless extended) and is cancelled mid-body,
     // as a timeout or a disconnected client would.
     let cancelled = tokio::time::timeout(Duration::from_millis(300), stuck_report(true)).await;

@@ -10,19 +10,18 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware::{self};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use cached_kit::http::CacheLayer;
-use cached_kit::throttle::{Throttle, ThrottleIdentity, ThrottleLayer};
+use cached_kit::throttle::{Throttle, ThrottleLayer};
 use cached_kit::{cache_fn, caches, Cache, ComputeOptions, MemoryBackend};
+use cached_testing::http::{bearer_identity, client, serve_with_connect_info};
 use cached_testing::RedisServer;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -373,45 +372,6 @@ async fn a_value_that_does_not_decode_is_a_miss_and_a_decode_error() {
     assert_eq!(cache.stats().decode_errors, 1);
 }
 
-/// Serves `app` on `127.0.0.1:0` with the client address available.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let addr = listener.local_addr().expect("its address");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    format!("http://{addr}")
-}
-
-/// `Authorization: Bearer <name>` is the user `<name>`.
-async fn bearer_identity(mut req: Request, next: Next) -> Response {
-    let user = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    if let Some(user) = user {
-        req.extensions_mut().insert(ThrottleIdentity::new(user));
-    }
-    next.run(req).await
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("a client")
-}
-
 #[tokio::test]
 async fn a_429_counts_a_refusal_and_a_store_down_counts_a_store_error() {
     prometheus();
@@ -420,7 +380,7 @@ async fn a_429_counts_a_refusal_and_a_store_down_counts_a_store_error() {
         .route("/", get(|| async { "ok" }))
         .layer(limited)
         .layer(middleware::from_fn(bearer_identity));
-    let base = serve(app).await;
+    let base = serve_with_connect_info(app).await;
     let client = client();
     let decisions = |s: &str| s.starts_with(DECISIONS) && s.contains("scope=\"m-scope\"");
 
@@ -460,7 +420,8 @@ async fn a_429_counts_a_refusal_and_a_store_down_counts_a_store_error() {
     let down = ThrottleLayer::new()
         .throttle(Throttle::scoped("m-scope-down", "2/minute").unwrap())
         .store(store);
-    let base = serve(Router::new().route("/", get(|| async { "ok" })).layer(down)).await;
+    let base =
+        serve_with_connect_info(Router::new().route("/", get(|| async { "ok" })).layer(down)).await;
     let r = client.get(&base).send().await.unwrap();
     assert_eq!(r.status(), 200, "fail open");
     let s2 = scrape();
@@ -496,7 +457,7 @@ async fn each_view_response_is_counted_once_by_status() {
                 .ttl(Duration::from_secs(60)),
         )
         .layer(middleware::from_fn(bearer_identity));
-    let base = serve(app).await;
+    let base = serve_with_connect_info(app).await;
     let client = client();
     let views = |s: &str| s.starts_with(VIEWS);
     let status = |s| series(VIEWS, &[("status", s)]);

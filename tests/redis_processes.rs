@@ -5,12 +5,10 @@
 //! The test binary re-runs itself as the child (`CACHED_KIT_CHILD` says which call to
 //! make), so both sides are the same build, like two instances of one service.
 
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cached_kit::{cache, cache_fn};
-use cached_testing::RedisServer;
+use cached_testing::process::{shared_cache_url, spawn_test, value_of};
 
 /// Counts a body's runs in Redis, where every process sees the count.
 async fn count_run(id: u32) {
@@ -31,18 +29,6 @@ async fn report(id: u32) -> Vec<String> {
 async fn locked_report(id: u32) -> Vec<String> {
     count_run(id).await;
     vec![format!("locked report {id}"), "computed once".into()]
-}
-
-/// The parent's server, shared by this binary's tests (each uses its own keys), and
-/// `CACHE_URL` pointing at it, as the children get it.
-fn server_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let url = RedisServer::shared().url();
-        // Before the first use of the default cache in this process.
-        std::env::set_var("CACHE_URL", &url);
-        url
-    })
 }
 
 async fn runs(id: u32) -> Option<i64> {
@@ -73,29 +59,13 @@ async fn run_child() -> bool {
 }
 
 fn spawn_child(role: &str, test: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().expect("the test binary"))
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("CACHED_KIT_CHILD", role)
-        .env("CACHE_URL", server_url())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child process")
-}
-
-fn value_of(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.split_once("VALUE=").map(|(_, v)| v))
-        .unwrap_or_else(|| panic!("no VALUE line in:\n{stdout}"))
-        .to_owned()
+    spawn_test(
+        test,
+        &[
+            ("CACHED_KIT_CHILD", role),
+            ("CACHE_URL", shared_cache_url()),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -103,7 +73,7 @@ async fn a_cache_fn_value_from_another_process_is_a_hit() {
     if run_child().await {
         return;
     }
-    server_url();
+    shared_cache_url();
     assert_eq!(cache().backend().name(), "redis", "CACHE_URL selects Redis");
     cache()
         .set("go:report", &1u8, Duration::from_secs(60))
@@ -125,7 +95,7 @@ async fn lock_true_runs_a_cold_body_once_across_processes() {
     if run_child().await {
         return;
     }
-    server_url();
+    shared_cache_url();
     let test = "lock_true_runs_a_cold_body_once_across_processes";
     let a = spawn_child("locked", test);
     let b = spawn_child("locked", test);

@@ -1,64 +1,24 @@
 //! Throttling end to end: a real axum app on a loopback port, a real HTTP client.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware::{self};
 use axum::routing::get;
 use axum::Router;
 use cached_kit::throttle::{
-    ClientIp, Decision, MemoryThrottleStore, ProxyHeader, Rate, Refusal, Throttle,
-    ThrottleIdentity, ThrottleLayer, ThrottleStore,
+    ClientIp, Decision, MemoryThrottleStore, ProxyHeader, Rate, Refusal, Throttle, ThrottleLayer,
+    ThrottleStore,
 };
 use cached_kit::CacheError;
+use cached_testing::http::{bearer_identity, client, serve_with_connect_info};
 use reqwest::StatusCode;
-
-/// Serves `app` on `127.0.0.1:0` with the client address available; returns its base URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    format!("http://{addr}")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 fn app(layer: ThrottleLayer) -> Router {
     Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(layer)
         .layer(middleware::from_fn(bearer_identity))
-}
-
-/// The application's auth layer: `Authorization: Bearer <name>` is the user `<name>`.
-async fn bearer_identity(mut req: Request, next: Next) -> Response {
-    let user = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    if let Some(user) = user {
-        req.extensions_mut().insert(ThrottleIdentity::new(user));
-    }
-    next.run(req).await
 }
 
 fn header(res: &reqwest::Response, name: &str) -> Option<String> {
@@ -116,7 +76,7 @@ async fn two_hundred_concurrent_requests_against_5_per_minute_admit_exactly_5() 
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::anon("5/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     assert_eq!(burst(&[url], 200).await, (5, 195));
 }
 
@@ -125,7 +85,7 @@ async fn admitted_responses_count_down_and_refusals_say_how_long_to_wait() {
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::anon("3/10s").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     let first = Instant::now();
     for remaining in [2, 1, 0] {
@@ -158,7 +118,7 @@ async fn refused_requests_are_not_counted_and_the_window_slides() {
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::anon("2/3s").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     let start = Instant::now();
     assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
@@ -186,7 +146,7 @@ async fn spoofed_forwarded_for_does_not_change_the_key_by_default() {
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::anon("1/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     assert_eq!(
         get_status(&client, &url, Some("1.1.1.1")).await,
@@ -211,7 +171,7 @@ async fn forwarded_for_keys_clients_with_trusted_proxies() {
         .store(MemoryThrottleStore::default())
         .trusted_proxies(1)
         .throttle(Throttle::anon("1/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     assert_eq!(
         get_status(&client, &url, Some("1.1.1.1")).await,
@@ -243,7 +203,7 @@ async fn users_are_keyed_by_identity_and_anon_throttles_skip_them() {
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::user("1/minute").expect("rate"))
         .throttle(Throttle::anon("2/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     let as_user = |user: &str| {
         client
@@ -279,7 +239,7 @@ async fn several_throttles_are_all_evaluated_and_the_longest_wait_wins() {
         .throttle(Throttle::scoped("short", "1/10s").expect("rate"))
         .throttle(Throttle::scoped("long", "1/minute").expect("rate"))
         .throttle(Throttle::scoped("loose", "100/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
     let res = client.get(&url).send().await.expect("request");
@@ -301,8 +261,8 @@ async fn a_request_one_throttle_refuses_counts_in_no_other() {
         .throttle(shared.clone())
         .throttle(Throttle::scoped("strict", "1/minute").expect("rate"));
     let only_shared = ThrottleLayer::new().shared_store(store).throttle(shared);
-    let strict_url = serve(app(strict)).await;
-    let shared_url = serve(app(only_shared)).await;
+    let strict_url = serve_with_connect_info(app(strict)).await;
+    let shared_url = serve_with_connect_info(app(only_shared)).await;
     let client = client();
     assert_eq!(get_status(&client, &strict_url, None).await, StatusCode::OK);
     for _ in 0..5 {
@@ -326,7 +286,7 @@ async fn gcra_admits_the_burst_then_refuses_with_the_exact_wait() {
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::anon("6/minute").expect("rate").gcra(3));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     for remaining in [2, 1, 0] {
         let res = client.get(&url).send().await.expect("request");
@@ -354,7 +314,7 @@ async fn gcra_refills_one_request_per_interval() {
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::anon("2/second").expect("rate").gcra(1));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
     let res = client.get(&url).send().await.expect("request");
@@ -373,7 +333,7 @@ async fn gcra_admits_exactly_the_burst_under_concurrency() {
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::anon("10/hour").expect("rate").gcra(5));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     assert_eq!(burst(&[url], 200).await, (5, 195));
 }
 
@@ -399,7 +359,7 @@ async fn gcra_on_a_store_without_it_is_refused_as_misconfigured_not_failed_open(
     let layer = ThrottleLayer::new()
         .store(LogsOnly(MemoryThrottleStore::default()))
         .throttle(Throttle::anon("100/minute").expect("rate").gcra(10));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     for _ in 0..3 {
         let res = client.get(&url).send().await.expect("request");
@@ -410,7 +370,7 @@ async fn gcra_on_a_store_without_it_is_refused_as_misconfigured_not_failed_open(
     let layer = ThrottleLayer::new()
         .store(LogsOnly(MemoryThrottleStore::default()))
         .throttle(Throttle::anon("1/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
     assert_eq!(
         get_status(&client, &url, None).await,
@@ -447,7 +407,7 @@ async fn the_refusal_response_is_the_applications_to_shape() {
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::scoped("uploads", "2/minute").expect("rate"))
         .refusal_response(problem_details);
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
     assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
@@ -482,7 +442,7 @@ async fn trusted_networks_key_by_the_first_untrusted_address_from_the_right() {
                 .expect("networks"),
         )
         .throttle(Throttle::anon("1/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     let xff = |v: &'static str| get_status(&client, &url, Some(v));
     assert_eq!(xff("203.0.113.9, 10.0.0.7").await, StatusCode::OK);
@@ -506,7 +466,7 @@ async fn a_forwarded_header_from_an_untrusted_peer_is_ignored() {
                 .expect("networks"),
         )
         .throttle(Throttle::anon("1/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     // 127.0.0.1 is not a trusted proxy: every header names the peer.
     assert_eq!(
@@ -533,7 +493,7 @@ async fn rfc_7239_forwarded_ipv6_clients_count_per_64() {
                 .header(ProxyHeader::Forwarded),
         )
         .throttle(Throttle::anon("1/minute").expect("rate"));
-    let url = serve(app(layer)).await;
+    let url = serve_with_connect_info(app(layer)).await;
     let client = client();
     let fwd = |v: &'static str| get_with(&client, &url, "forwarded", v);
     assert_eq!(
@@ -595,7 +555,7 @@ mod attribute {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_throttled_handler_keeps_its_extractors_and_admits_exactly_5() {
-        let url = serve(routes()).await;
+        let url = serve_with_connect_info(routes()).await;
         let client = client();
         let res = client
             .post(format!("{url}/greet/ada"))
@@ -638,7 +598,7 @@ mod attribute {
 
     #[tokio::test]
     async fn stacked_attributes_are_all_evaluated_and_the_longest_wait_wins() {
-        let url = format!("{}/stacked", serve(routes()).await);
+        let url = format!("{}/stacked", serve_with_connect_info(routes()).await);
         let client = client();
         assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
         let res = client.get(&url).send().await.expect("request");
@@ -652,7 +612,7 @@ mod attribute {
 
     #[tokio::test]
     async fn the_user_scope_keys_by_the_identity_extension() {
-        let url = format!("{}/user", serve(routes()).await);
+        let url = format!("{}/user", serve_with_connect_info(routes()).await);
         let client = client();
         let as_user = |user: &'static str| {
             client
@@ -676,7 +636,7 @@ mod attribute {
 
     #[tokio::test]
     async fn algorithm_gcra_admits_the_burst_then_waits_one_interval() {
-        let url = format!("{}/gcra", serve(routes()).await);
+        let url = format!("{}/gcra", serve_with_connect_info(routes()).await);
         let client = client();
         assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
         assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
@@ -731,7 +691,7 @@ mod redis {
             let layer = ThrottleLayer::new()
                 .store(store(&server))
                 .throttle(Throttle::anon("5/minute").expect("rate"));
-            urls.push(serve(app(layer)).await);
+            urls.push(serve_with_connect_info(app(layer)).await);
         }
         assert_eq!(burst(&urls, 200).await, (5, 195));
 
@@ -748,7 +708,7 @@ mod redis {
         let layer = ThrottleLayer::new()
             .store(store(&server).key_prefix("app"))
             .throttle(Throttle::anon("2/3s").expect("rate"));
-        let url = serve(app(layer)).await;
+        let url = serve_with_connect_info(app(layer)).await;
         let client = client();
         let start = Instant::now();
         assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
@@ -783,7 +743,7 @@ mod redis {
         let layer = ThrottleLayer::new()
             .store(store.clone())
             .throttle(Throttle::anon("1/minute").expect("rate"));
-        let url = serve(app(layer)).await;
+        let url = serve_with_connect_info(app(layer)).await;
         let client = client();
         assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
         assert_eq!(
@@ -813,11 +773,11 @@ mod redis {
     async fn a_stopped_redis_fails_open_by_default_and_closed_when_configured() {
         let mut server = RedisServer::start();
         let rate = || Throttle::anon("1/minute").expect("rate");
-        let open = serve(app(ThrottleLayer::new()
+        let open = serve_with_connect_info(app(ThrottleLayer::new()
             .store(store(&server))
             .throttle(rate())))
         .await;
-        let closed = serve(app(ThrottleLayer::new()
+        let closed = serve_with_connect_info(app(ThrottleLayer::new()
             .store(store(&server).key_prefix("closed"))
             .fail_closed(true)
             .throttle(rate())))

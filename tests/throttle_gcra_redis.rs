@@ -3,7 +3,6 @@
 //! `algorithm = "gcra"` admit the burst, then answer 429 with the wait on the server's
 //! clock; app instances sharing one Redis share each client's bucket.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,32 +11,9 @@ use axum::Router;
 use cached_kit::redis::throttle::RedisThrottleStore;
 use cached_kit::throttle;
 use cached_kit::throttle::{Throttle, ThrottleLayer, ThrottleStore};
+use cached_testing::http::{client, serve_with_connect_info as serve};
 use cached_testing::RedisServer;
 use reqwest::StatusCode;
-
-/// Serves `app` on `127.0.0.1:0` with the client address available; returns its base URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    format!("http://{addr}")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 fn store(server: &RedisServer) -> RedisThrottleStore {
     RedisThrottleStore::from_url(&server.url())

@@ -3,9 +3,7 @@
 //! binary; every test here expects both. Also: what refusals log, and at which level.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,6 +13,7 @@ use cached_kit::throttle::{
     set_client_ip, set_refusal_response, ClientIp, MemoryThrottleStore, ProxyHeader, Refusal,
     Throttle, ThrottleLayer,
 };
+use cached_testing::http::{client, serve_with_connect_info};
 use reqwest::StatusCode;
 
 /// The tests of this binary run one at a time: the log test installs a thread-local
@@ -63,29 +62,6 @@ async fn limited() -> &'static str {
     "ok"
 }
 
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    format!("http://{addr}")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
 async fn get_for(client: &reqwest::Client, url: &str, client_addr: &str) -> reqwest::Response {
     client
         .get(url)
@@ -101,7 +77,7 @@ async fn a_throttle_attribute_uses_the_global_refusal_response_and_client_addres
     configure();
     let url = format!(
         "{}/limited",
-        serve(Router::new().route("/limited", get(limited))).await
+        serve_with_connect_info(Router::new().route("/limited", get(limited))).await
     );
     let client = client();
     assert_eq!(
@@ -147,7 +123,7 @@ async fn a_layers_own_refusal_response_wins_over_the_global_one() {
     let app = Router::new()
         .route("/own", get(|| async { "ok" }).layer(own))
         .route("/global", get(|| async { "ok" }).layer(global));
-    let url = serve(app).await;
+    let url = serve_with_connect_info(app).await;
     let client = client();
     for path in ["own", "global"] {
         let url = format!("{url}/{path}");
@@ -202,7 +178,9 @@ async fn refusals_are_logged_at_debug_with_the_scope_and_the_client_key_only_at_
     let layer = ThrottleLayer::new()
         .store(MemoryThrottleStore::default())
         .throttle(Throttle::scoped("logged", "1/minute").expect("rate"));
-    let url = serve(Router::new().route("/", get(|| async { "ok" }).layer(layer))).await;
+    let url =
+        serve_with_connect_info(Router::new().route("/", get(|| async { "ok" }).layer(layer)))
+            .await;
     let client = client();
 
     let debug = Logs::default();

@@ -8,14 +8,15 @@
 //! own `RedisThrottleStore`) on a loopback port, says it is ready, waits for the go
 //! signal in Redis, fires its requests at itself, and prints how many were admitted.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
 use cached_kit::redis::throttle::RedisThrottleStore;
 use cached_kit::throttle::{Throttle, ThrottleLayer};
+use cached_testing::http::serve_with_connect_info;
+use cached_testing::process::{spawn_test, stdout_of};
 use cached_testing::RedisServer;
 use reqwest::StatusCode;
 
@@ -28,22 +29,6 @@ const GCRA_TEST: &str = "two_processes_sharing_one_redis_admit_exactly_the_gcra_
 const GCRA_RATE: &str = "4/hour";
 const GCRA_BURST: u32 = 4;
 
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    format!("http://{addr}")
-}
-
 /// In a child: serve, report ready, wait for go, fire, print the counts.
 async fn run_child() -> bool {
     let Ok(redis_url) = std::env::var("CACHED_KIT_CHILD_REDIS") else {
@@ -55,7 +40,7 @@ async fn run_child() -> bool {
         None => Throttle::anon(RATE).expect("rate"),
     };
     let layer = ThrottleLayer::new().store(store).throttle(throttle);
-    let url = serve(
+    let url = serve_with_connect_info(
         Router::new()
             .route("/", get(|| async { "ok" }))
             .layer(layer),
@@ -108,29 +93,17 @@ async fn run_child() -> bool {
 }
 
 fn spawn_child(redis_url: &str, test: &str) -> Child {
-    let mut child = Command::new(std::env::current_exe().expect("the test binary"));
+    let mut env = vec![("CACHED_KIT_CHILD_REDIS", redis_url)];
     if test == GCRA_TEST {
-        child.env("CACHED_KIT_CHILD_GCRA", "1");
+        env.push(("CACHED_KIT_CHILD_GCRA", "1"));
     }
-    child
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("CACHED_KIT_CHILD_REDIS", redis_url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child process")
+    spawn_test(test, &env)
 }
 
 /// `(admitted, refused)` from a child's output.
 fn counts(child: Child) -> (usize, usize) {
     let out = child.wait_with_output().expect("wait for the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of(&out);
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("ADMITTED="))

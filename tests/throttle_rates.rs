@@ -6,10 +6,7 @@
 //! it. The bad-entry case runs in a child process (this binary again) started with a
 //! bad `THROTTLE_RATES`, as a misconfigured service would be.
 
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
@@ -18,6 +15,8 @@ use cached_kit::throttle::{
     check_rates, set_rates, throttles_of, MemoryThrottleStore, Scope, Throttle, ThrottleLayer,
     ThrottleRates,
 };
+use cached_testing::http::{client, serve_with_connect_info};
+use cached_testing::process::{spawn_test, stdout_of};
 use reqwest::StatusCode;
 
 const RATES: &str = "anon=2/minute, uploads=3/minute,bursty=6/minute";
@@ -74,29 +73,6 @@ fn routes() -> Router {
         .route("/layered", get(|| async { "ok" }).layer(anon_layer()))
 }
 
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    format!("http://{addr}")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
 async fn status(client: &reqwest::Client, url: &str) -> StatusCode {
     client.get(url).send().await.expect("request").status()
 }
@@ -110,7 +86,7 @@ async fn a_scope_without_a_rate_takes_it_from_throttle_rates() {
         anon_layer().throttles(),
     ])
     .expect("every scope used here has a rate");
-    let url = format!("{}/upload", serve(routes()).await);
+    let url = format!("{}/upload", serve_with_connect_info(routes()).await);
     let client = client();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..50 {
@@ -135,7 +111,7 @@ async fn a_scope_without_a_rate_takes_it_from_throttle_rates() {
 #[tokio::test]
 async fn a_layer_throttle_without_a_rate_takes_its_scopes() {
     configure();
-    let url = format!("{}/layered", serve(routes()).await);
+    let url = format!("{}/layered", serve_with_connect_info(routes()).await);
     let client = client();
     assert_eq!(status(&client, &url).await, StatusCode::OK);
     assert_eq!(status(&client, &url).await, StatusCode::OK);
@@ -145,7 +121,7 @@ async fn a_layer_throttle_without_a_rate_takes_its_scopes() {
 #[tokio::test]
 async fn a_configured_gcra_scope_admits_its_burst_then_waits_one_interval() {
     configure();
-    let url = format!("{}/bursty", serve(routes()).await);
+    let url = format!("{}/bursty", serve_with_connect_info(routes()).await);
     let client = client();
     assert_eq!(status(&client, &url).await, StatusCode::OK);
     assert_eq!(status(&client, &url).await, StatusCode::OK);
@@ -171,7 +147,7 @@ async fn check_rates_names_every_scope_without_a_rate_and_such_a_route_fails_clo
     assert!(msg.contains("THROTTLE_RATES"), "{msg}");
 
     // Unchecked, the route is never served unthrottled.
-    let url = serve(routes()).await;
+    let url = serve_with_connect_info(routes()).await;
     let client = client();
     for _ in 0..3 {
         let res = client
@@ -199,7 +175,7 @@ async fn rates_from_code_join_those_of_the_environment() {
             .expect("rate"),
     );
     check_rates(&[throttles_of(from_code), throttles_of(upload)]).expect("both have rates");
-    let url = format!("{}/from-code", serve(routes()).await);
+    let url = format!("{}/from-code", serve_with_connect_info(routes()).await);
     let client = client();
     assert_eq!(status(&client, &url).await, StatusCode::OK);
     assert_eq!(status(&client, &url).await, StatusCode::TOO_MANY_REQUESTS);
@@ -220,7 +196,7 @@ async fn run_child() -> bool {
         Ok(()) => println!("CHECK_FIXED=ok"),
         Err(err) => println!("CHECK_FIXED={err}"),
     }
-    let url = format!("{}/upload", serve(routes()).await);
+    let url = format!("{}/upload", serve_with_connect_info(routes()).await);
     println!("STATUS={}", status(&client(), &url).await.as_u16());
     true
 }
@@ -230,24 +206,16 @@ async fn a_bad_throttle_rates_entry_is_an_error_quoting_it() {
     if run_child().await {
         return;
     }
-    let out = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "a_bad_throttle_rates_entry_is_an_error_quoting_it",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CACHED_KIT_CHILD", "bad-env")
-        .env("THROTTLE_RATES", "uploads=3/minute, reports=5/fortnight")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = spawn_test(
+        "a_bad_throttle_rates_entry_is_an_error_quoting_it",
+        &[
+            ("CACHED_KIT_CHILD", "bad-env"),
+            ("THROTTLE_RATES", "uploads=3/minute, reports=5/fortnight"),
+        ],
+    )
+    .wait_with_output()
+    .expect("run the child");
+    let stdout = stdout_of(&out);
     let line = |key: &str| {
         stdout
             .lines()

@@ -525,88 +525,55 @@ impl<'a, 'b> ser::Serializer for &'b mut Encoder<'a> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
+// Sequences, tuples, tuple structs and tuple variants: each element in turn.
+macro_rules! positional_compound {
+    ($($trait:ident::$method:ident),*) => {$(
+        impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = ArgKeyError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), ArgKeyError> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
-}
+positional_compound!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 // Struct fields are written by position: the type is fixed by the function's
 // signature, so names would only make keys longer.
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), ArgKeyError> {
-        // A skipped field still takes its position, so that fields cannot shift.
-        self.element(&())
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
+macro_rules! struct_compound {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = ArgKeyError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _key: &'static str,
+                value: &T,
+            ) -> Result<(), ArgKeyError> {
+                self.element(value)
+            }
+            fn skip_field(&mut self, _key: &'static str) -> Result<(), ArgKeyError> {
+                // A skipped field still takes its position, so that fields cannot shift.
+                self.element(&())
+            }
+            fn end(self) -> Result<(), ArgKeyError> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = ArgKeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), ArgKeyError> {
-        self.element(value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), ArgKeyError> {
-        self.element(&())
-    }
-    fn end(self) -> Result<(), ArgKeyError> {
-        Compound::end(self)
-    }
-}
+struct_compound!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for MapEncoder<'_, '_> {
     type Ok = ();

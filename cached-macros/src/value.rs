@@ -210,8 +210,24 @@ pub fn duration(cx: &Ctxt, arg: &Arg, example_secs: u64) -> Option<TokenStream> 
     }
 }
 
-/// Whether `expr` is the integer literal `0` (`stale = 0`, `lock_ttl = 0`).
-pub fn is_zero(expr: Option<&Expr>) -> bool {
+/// A [`duration`] that cannot be the literal `0` (`stale`, `lock_ttl`): `0` is the error
+/// `zero` (what it would do, and what to write), spanned on the argument's name.
+pub fn nonzero_duration(
+    cx: &Ctxt,
+    arg: &Arg,
+    example_secs: u64,
+    zero: &str,
+) -> Option<TokenStream> {
+    let duration = duration(cx, arg, example_secs)?;
+    if is_zero(arg.expr(cx, &example_secs.to_string())) {
+        cx.error_spanned_by(&arg.name, zero);
+        return None;
+    }
+    Some(duration)
+}
+
+/// Whether `expr` is the integer literal `0`.
+fn is_zero(expr: Option<&Expr>) -> bool {
     matches!(expr, Some(Expr::Lit(ExprLit { lit: Lit::Int(int), .. }))
         if int.base10_parse::<u64>().ok() == Some(0))
 }

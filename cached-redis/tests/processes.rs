@@ -5,13 +5,13 @@
 //! what the child does), so both sides are the same build, as two instances of one
 //! service would be.
 
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cached_core::backend::{Backend, Value};
 use cached_core::{Cache, ComputeOptions};
 use cached_redis::RedisBackend;
+use cached_testing::process::{spawn_test, value_of};
 use cached_testing::RedisServer;
 
 const TTL: Duration = Duration::from_secs(60);
@@ -61,29 +61,10 @@ async fn run_child() -> bool {
 }
 
 fn spawn_child(role: &str, url: &str, test: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().expect("the test binary"))
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("CACHED_REDIS_CHILD", role)
-        .env("CACHED_REDIS_URL", url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child process")
-}
-
-fn value_of(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.split_once("VALUE=").map(|(_, v)| v))
-        .unwrap_or_else(|| panic!("no VALUE line in:\n{stdout}"))
-        .to_owned()
+    spawn_test(
+        test,
+        &[("CACHED_REDIS_CHILD", role), ("CACHED_REDIS_URL", url)],
+    )
 }
 
 #[tokio::test]

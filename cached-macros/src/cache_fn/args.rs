@@ -67,30 +67,22 @@ impl attr::Args for Args {
             "cache_none" => self.cache_none.set(cx, &arg, value::boolean(cx, &arg)),
             "lock" => self.lock.set(cx, &arg, value::boolean(cx, &arg)),
             "lock_ttl" => {
-                let ttl = value::duration(cx, &arg, 10).filter(|_| {
-                    let zero = value::is_zero(arg.expr(cx, "10"));
-                    if zero {
-                        cx.error_spanned_by(
-                            &arg.name,
-                            "`lock_ttl = 0` would let the lock expire at once: give at least 1 second (the default is 10)",
-                        );
-                    }
-                    !zero
-                });
+                let ttl = value::nonzero_duration(
+                    cx,
+                    &arg,
+                    10,
+                    "`lock_ttl = 0` would let the lock expire at once: give at least 1 second (the default is 10)",
+                );
                 self.lock_ttl
                     .set(cx, &arg, ttl.map(|ttl| (arg.name.clone(), ttl)))
             }
             "stale" => {
-                let stale = value::duration(cx, &arg, 60).filter(|_| {
-                    let zero = value::is_zero(arg.expr(cx, "60"));
-                    if zero {
-                        cx.error_spanned_by(
-                            &arg.name,
-                            "`stale = 0` would serve nothing stale: give the seconds a value may be served past its ttl while it is refreshed, or remove `stale`",
-                        );
-                    }
-                    !zero
-                });
+                let stale = value::nonzero_duration(
+                    cx,
+                    &arg,
+                    60,
+                    "`stale = 0` would serve nothing stale: give the seconds a value may be served past its ttl while it is refreshed, or remove `stale`",
+                );
                 self.stale
                     .set(cx, &arg, stale.map(|stale| (arg.name.clone(), stale)))
             }

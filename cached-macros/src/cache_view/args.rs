@@ -47,16 +47,12 @@ impl attr::Args for Args {
                 .max_body
                 .set(cx, &arg, value::expr(cx, &arg, "1_048_576")),
             "stale" => {
-                let stale = value::duration(cx, &arg, 60).filter(|_| {
-                    let zero = value::is_zero(arg.expr(cx, "60"));
-                    if zero {
-                        cx.error_spanned_by(
-                            &arg.name,
-                            "`stale = 0` would serve nothing stale: give the seconds a response may be served past its ttl while it is refreshed, or remove `stale`",
-                        );
-                    }
-                    !zero
-                });
+                let stale = value::nonzero_duration(
+                    cx,
+                    &arg,
+                    60,
+                    "`stale = 0` would serve nothing stale: give the seconds a response may be served past its ttl while it is refreshed, or remove `stale`",
+                );
                 self.stale
                     .set(cx, &arg, stale.map(|stale| (arg.name.clone(), stale)))
             }

@@ -73,6 +73,21 @@ pub struct Spec {
     pub stale: Option<Duration>,
 }
 
+impl Spec {
+    /// The [`ComputeOptions`] of a call: ttl, lock, lock ttl and `store_if` (a function
+    /// with tags or `stale` adds those).
+    pub(super) fn options<'a, T>(&self, store_if: StoreIf<'a, T>) -> ComputeOptions<'a, T> {
+        let mut opts = ComputeOptions::new(self.ttl).lock(self.lock);
+        if let Some(lock_ttl) = self.lock_ttl {
+            opts = opts.lock_ttl(lock_ttl);
+        }
+        if let Some(pred) = store_if {
+            opts = opts.store_if(pred);
+        }
+        opts
+    }
+}
+
 /// A predicate deciding whether a computed value is stored.
 pub type StoreIf<'a, T> = Option<&'a (dyn Fn(&T) -> bool + Send + Sync)>;
 
@@ -343,29 +358,15 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let (cache, skey, read) = match missed.0 {
-        MissedBy::Key { cache, skey, read } => (cache, skey, read),
-        MissedBy::NoCache(e) => {
-            log_uncached(spec.name, &e);
-            return f().await;
-        }
-        MissedBy::NoKey(e) => {
-            log_uncached(spec.name, &key_error(spec.name, *e));
-            return f().await;
-        }
+    let Some((cache, skey, read)) = missed.into_parts(spec) else {
+        return f().await;
     };
     if !read {
         if let Ok(Some(v)) = cache.fetch::<T>(&skey, true).await {
             return Ok(v);
         }
     }
-    let mut opts = ComputeOptions::new(spec.ttl).lock(spec.lock);
-    if let Some(lock_ttl) = spec.lock_ttl {
-        opts = opts.lock_ttl(lock_ttl);
-    }
-    if let Some(pred) = store_if {
-        opts = opts.store_if(pred);
-    }
+    let opts = spec.options(store_if);
     // Boxed: the miss path's state stays out of the memoized function's future.
     Box::pin(cache.compute_missed(&skey, &opts, f)).await
 }
@@ -403,7 +404,7 @@ pub async fn invalidate(
     spec: &Spec,
 ) -> Result<bool, CacheError> {
     let key = key.map_err(|e| key_error(spec.name, e))?;
-    let cache = versioned(cache?, spec);
+    let cache = versioned(cache?, spec.version);
     cache.delete(&key).await
 }
 
@@ -420,10 +421,7 @@ pub async fn evict(
 ) {
     match cache {
         Ok(cache) => {
-            let cache = match version {
-                Some(v) if v != cache.version() => cache.with_version(v),
-                _ => cache,
-            };
+            let cache = versioned(cache, version);
             if !keys.is_empty() {
                 let _ = cache.delete_many(keys).await;
             }
@@ -488,6 +486,12 @@ impl<T> Default for Probe<T> {
     }
 }
 
+// Each method's signature stands three times: this trait, its impl for a cacheable `T`
+// (forwarding to the free function), and the stand-in `Uncached`. That is what autoref
+// specialization needs: the choice between the two paths is made by method lookup, on
+// the impl's `T: Cacheable` bound, so the two traits must offer the same methods. The
+// trait cannot carry the real bodies as defaults (they need `T: Cacheable`, which a
+// bound on the trait would turn into an error instead of a fall-through to `Uncached`).
 /// The real path of [`Probe`]: `T` is cacheable.
 pub trait ViaCache<T> {
     /// [`lookup`].
@@ -622,29 +626,39 @@ pub fn ttl<T: IntoTtl>(value: T) -> Duration {
     value.into_ttl()
 }
 
-pub(super) fn resolve(
+/// The cache and key of a call, or `None` (logged) when either cannot be had: the call
+/// runs uncached. For an already stored key (its version rendered in); [`resolve`] for
+/// a key still to be stored under the function's version.
+pub(super) fn usable(
     cache: Result<Cache, CacheError>,
     key: Result<String, ArgKeyError>,
     spec: &Spec,
 ) -> Option<(Cache, String)> {
-    let cache = match cache {
-        Ok(cache) => cache,
-        Err(e) => {
+    match (cache, key) {
+        (Ok(cache), Ok(key)) => Some((cache, key)),
+        (Err(e), _) => {
             log_uncached(spec.name, &e);
-            return None;
+            None
         }
-    };
-    match key {
-        Ok(key) => Some((versioned(cache, spec), key)),
-        Err(e) => {
+        (Ok(_), Err(e)) => {
             log_uncached(spec.name, &key_error(spec.name, e));
             None
         }
     }
 }
 
-pub(super) fn versioned(cache: Cache, spec: &Spec) -> Cache {
-    match spec.version {
+/// [`usable`], the cache under the function's key version.
+pub(super) fn resolve(
+    cache: Result<Cache, CacheError>,
+    key: Result<String, ArgKeyError>,
+    spec: &Spec,
+) -> Option<(Cache, String)> {
+    usable(cache, key, spec).map(|(cache, key)| (versioned(cache, spec.version), key))
+}
+
+/// `cache` under key version `version` (`version = N`), or as it is.
+fn versioned(cache: Cache, version: Option<u32>) -> Cache {
+    match version {
         Some(v) if v != cache.version() => cache.with_version(v),
         _ => cache,
     }

@@ -35,31 +35,12 @@
 
 use std::future::Future;
 
-use super::memoize::{key_error, log_uncached, resolve, Missed, Probe, Spec, StoreIf};
+use super::memoize::{resolve, usable, Missed, Probe, Spec, StoreIf};
 use super::revalidate::Refresh;
 use super::{Cache, Cacheable, ComputeOptions, LOCK_TTL};
 use crate::argkey::ArgKeyError;
 use crate::cache::fresh::Lookup;
 use crate::CacheError;
-
-/// The cache and stored key, or `None` (logged) when either cannot be had.
-fn usable(
-    cache: Result<Cache, CacheError>,
-    skey: Result<String, ArgKeyError>,
-    spec: &Spec,
-) -> Option<(Cache, String)> {
-    match (cache, skey) {
-        (Ok(cache), Ok(skey)) => Some((cache, skey)),
-        (Err(e), _) => {
-            log_uncached(spec.name, &e);
-            None
-        }
-        (Ok(_), Err(e)) => {
-            log_uncached(spec.name, &key_error(spec.name, e));
-            None
-        }
-    }
-}
 
 /// A call's tags and computation: still to prepare, or prepared.
 enum Prepared<P, F> {
@@ -90,19 +71,14 @@ where
     (read, Prepared::Now(tags, f))
 }
 
+/// [`Spec::options`] with the call's tags and the function's stale window.
 fn options<'a, T>(
     spec: &Spec,
     store_if: StoreIf<'a, T>,
     tags: Vec<String>,
 ) -> ComputeOptions<'a, T> {
-    let mut opts = ComputeOptions::new(spec.ttl).lock(spec.lock).tags(tags);
+    let mut opts = spec.options(store_if).tags(tags);
     opts.stale = spec.stale.filter(|s| !s.is_zero());
-    if let Some(lock_ttl) = spec.lock_ttl {
-        opts = opts.lock_ttl(lock_ttl);
-    }
-    if let Some(pred) = store_if {
-        opts = opts.store_if(pred);
-    }
     opts
 }
 
@@ -205,10 +181,7 @@ where
         }
         Lookup::Miss => {
             let (tags, f) = prepared.get();
-            let pred = store_if
-                .as_ref()
-                .map(|p| p as &(dyn Fn(&T) -> bool + Send + Sync));
-            let opts = options(spec, pred, tags);
+            let opts = options(spec, borrow_store_if(&store_if), tags);
             Box::pin(cache.compute_missed(&skey, &opts, f)).await
         }
     }
@@ -289,6 +262,8 @@ pub fn borrow_store_if<T, P: Fn(&T) -> bool + Send + Sync>(pred: &Option<P>) -> 
         .map(|p| p as &(dyn Fn(&T) -> bool + Send + Sync))
 }
 
+// The signatures repeat in `UncachedFresh` for autoref specialization, as `ViaCache`'s
+// do in `Uncached` (see there).
 /// The real path of [`Probe`] for tags and `stale`: `T` is cacheable.
 pub trait ViaCacheFresh<T> {
     /// [`memoize_tagged`].
