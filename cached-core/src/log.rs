@@ -10,7 +10,8 @@ const INTERVAL_MS: u64 = 1_000;
 
 /// A rate limit for one kind of log line; usually a `static` at its call site.
 ///
-/// (Crate-private, so the example is not a doctest.)
+/// Crate-private, so the example is not a doctest:
+///
 /// ```text
 /// static LOG: RateLimited = RateLimited::new();
 /// if let Some(suppressed) = LOG.allow() {
