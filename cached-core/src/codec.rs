@@ -437,9 +437,12 @@ mod tests {
                     tags: vec!["a".into(), String::new(), "c".into()],
                 },
             ],
-            map: [("k".to_owned(), vec!["v".to_owned()]), (String::new(), vec![])]
-                .into_iter()
-                .collect(),
+            map: [
+                ("k".to_owned(), vec!["v".to_owned()]),
+                (String::new(), vec![]),
+            ]
+            .into_iter()
+            .collect(),
             raw: bytes::Bytes::from_static(b"\x00\xffbytes"),
             boxed: "boxed".into(),
             flag: true,

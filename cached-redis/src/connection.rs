@@ -460,7 +460,11 @@ impl std::ops::Deref for ConnRef<'_> {
 /// failure from before Redis came back: a failed `PING` drops a single-server connection
 /// (`used`: its attempt number, updated to the new one's) and the second connects again,
 /// so one probe is enough to recover.
-async fn probe(single: Option<&Single>, link: &mut Link, used: &mut Option<u64>) -> RedisResult<()> {
+async fn probe(
+    single: Option<&Single>,
+    link: &mut Link,
+    used: &mut Option<u64>,
+) -> RedisResult<()> {
     let ping = redis::cmd("PING");
     if link.query::<()>(&ping).await.is_ok() {
         return Ok(());
