@@ -28,6 +28,9 @@ use serde::Serialize;
 
 use crate::CacheError;
 
+#[cfg(feature = "bincode")]
+mod owned;
+
 /// The magic bytes that start every encoded value.
 pub const MAGIC: [u8; 2] = [0xCA, 0x4B];
 /// The version of the encoded layout; bumped when the layout changes (2: the type
@@ -304,7 +307,10 @@ impl Codec {
 /// allocates (strings, byte buffers, arrays), and counts each field at its in-memory
 /// size, which is at most 16 times its encoded size (a `u128` in one varint byte). The
 /// limit is a const generic, so the smallest of a few powers of two that covers the
-/// payload is chosen; payloads over 4 GiB decode without a limit.
+/// payload is chosen; payloads over 4 GiB decode without a limit. Owned strings and byte
+/// buffers are read borrowed and copied ([`owned`]: a plain allocation rather than a
+/// zeroed one filled afterwards), each no larger than the bytes it copies from the
+/// payload.
 #[cfg(feature = "bincode")]
 fn bincode_bounded<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), DecodeError> {
     use bincode::config::standard;
@@ -313,7 +319,8 @@ fn bincode_bounded<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), De
     macro_rules! bounded {
         ($($limit:expr),*) => {$(
             if needed <= $limit {
-                return bincode::serde::decode_from_slice(payload, standard().with_limit::<{ $limit }>())
+                return bincode::serde::decode_from_slice::<owned::Decoded<T>, _>(payload, standard().with_limit::<{ $limit }>())
+                    .map(|(v, n)| (v.0, n))
                     .map_err(fail);
             }
         )*};
@@ -321,7 +328,9 @@ fn bincode_bounded<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), De
     bounded!(1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 28);
     #[cfg(target_pointer_width = "64")]
     bounded!(1 << 32, 1 << 36);
-    bincode::serde::decode_from_slice(payload, standard()).map_err(fail)
+    bincode::serde::decode_from_slice::<owned::Decoded<T>, _>(payload, standard())
+        .map(|(v, n)| (v.0, n))
+        .map_err(fail)
 }
 
 #[cfg(test)]
@@ -378,6 +387,74 @@ mod tests {
                 codec.decode::<Product>(&relabel::<Product>(text)),
                 Err(DecodeError::Payload(_))
             ));
+        }
+    }
+
+    /// Everything that reads an owned string or buffer, nested every way serde nests,
+    /// round trips through the borrowing path the bincode codec decodes with.
+    #[test]
+    fn owned_strings_and_buffers_round_trip_however_nested() {
+        use std::collections::BTreeMap;
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        enum Shape {
+            Unit,
+            Named(String),
+            Pair(String, u8),
+            Labelled { label: String, tags: Vec<String> },
+        }
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        struct Wrapper(String);
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        struct Everything {
+            name: String,
+            empty: String,
+            unicode: String,
+            maybe: Option<String>,
+            none: Option<String>,
+            wrapped: Wrapper,
+            tuple: (String, i32, char),
+            shapes: Vec<Shape>,
+            map: BTreeMap<String, Vec<String>>,
+            raw: bytes::Bytes,
+            boxed: Box<str>,
+            flag: bool,
+            n: u128,
+        }
+        let value = Everything {
+            name: "desk lamp 42".into(),
+            empty: String::new(),
+            unicode: "lampe de bureau \u{1F4A1} \u{00E9}t\u{00E9}".into(),
+            maybe: Some("here".into()),
+            none: None,
+            wrapped: Wrapper("inside".into()),
+            tuple: ("t".into(), -3, '\u{00DF}'),
+            shapes: vec![
+                Shape::Unit,
+                Shape::Named("n".into()),
+                Shape::Pair("p".into(), 9),
+                Shape::Labelled {
+                    label: "l".into(),
+                    tags: vec!["a".into(), String::new(), "c".into()],
+                },
+            ],
+            map: [
+                ("k".to_owned(), vec!["v".to_owned()]),
+                (String::new(), vec![]),
+            ]
+            .into_iter()
+            .collect(),
+            raw: bytes::Bytes::from_static(b"\x00\xffbytes"),
+            boxed: "boxed".into(),
+            flag: true,
+            n: u128::MAX,
+        };
+        for codec in enabled() {
+            let bytes = codec.encode("k", &value).expect("encodes");
+            assert_eq!(codec.decode::<Everything>(&bytes), Ok(value.clone()));
+            // Truncated anywhere, it is an error, never a panic.
+            for cut in HEADER_LEN..bytes.len() {
+                assert!(codec.decode::<Everything>(&bytes[..cut]).is_err());
+            }
         }
     }
 

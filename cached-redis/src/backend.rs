@@ -84,8 +84,8 @@ return 0
 });
 
 /// The Redis backend: one multiplexed, auto-reconnecting connection (a `redis` crate
-/// `ConnectionManager`, or a cluster connection) per Tokio runtime, explicit timeouts,
-/// and a circuit breaker.
+/// `MultiplexedConnection`, made again when it breaks, or a cluster connection) per
+/// Tokio runtime, explicit timeouts, and a circuit breaker.
 ///
 /// Building it never connects: the connection is made on first use, so Redis being
 /// down at start-up is not a start-up failure, only a series of misses. Clones share

@@ -9,12 +9,15 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use cached_backend::CacheError;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult,
+};
 use tokio::runtime::{Handle, Id};
 
 use crate::breaker::{Admit, Breaker, BreakerOpen, BreakerState};
@@ -88,29 +91,115 @@ enum Client {
 
 #[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
+    Single(Arc<Single>),
     #[cfg(feature = "cluster")]
-    Cluster(std::sync::Arc<tokio::sync::OnceCell<redis::cluster_async::ClusterConnection>>),
+    Cluster(Arc<tokio::sync::OnceCell<redis::cluster_async::ClusterConnection>>),
+}
+
+/// The auto-reconnecting connection to a single server, for one runtime: the `redis`
+/// crate's `MultiplexedConnection`, replaced when it breaks.
+///
+/// It does what the `redis` crate's `ConnectionManager` does with no retries (the
+/// breaker decides when to try again), with less per call: a call clones the current
+/// connection out of an `ArcSwap` (no reference count of a shared object is touched,
+/// unlike the manager's shared connection future, and no guard is held across the
+/// request, which with many tasks per thread exhausts `arc-swap`'s fast slots), then
+/// sends on it. A request that fails in a way that leaves the connection unusable
+/// (`RedisError::is_unrecoverable_error`, the manager's own test) drops it, and the
+/// next call connects again, bounded by the connect timeout; calls that arrive while
+/// one connects wait for that attempt and share its outcome.
+struct Single {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    current: ArcSwapOption<Live>,
+    /// Held while connecting: one attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
+    /// Connection attempts made so far; tells a caller that waited for an attempt that it
+    /// failed.
+    attempts: AtomicU64,
+}
+
+/// A connection that worked when it was made, and its attempt number.
+struct Live {
+    conn: MultiplexedConnection,
+    attempt: u64,
+}
+
+impl Single {
+    /// The current connection (a clone), and its attempt number to report it broken by.
+    async fn link(&self) -> RedisResult<(MultiplexedConnection, u64)> {
+        if let Some(live) = &*self.current.load() {
+            return Ok((live.conn.clone(), live.attempt));
+        }
+        // Rare (first use, after a failure): boxed, so that the future of an ordinary
+        // call does not hold the connect future's space.
+        Box::pin(self.connect()).await
+    }
+
+    #[cold]
+    async fn connect(&self) -> RedisResult<(MultiplexedConnection, u64)> {
+        let seen = self.attempts.load(Ordering::Acquire);
+        let _one = self.connecting.lock().await;
+        if let Some(live) = &*self.current.load() {
+            return Ok((live.conn.clone(), live.attempt));
+        }
+        if self.attempts.load(Ordering::Acquire) != seen {
+            // An attempt failed while this call waited for it: fail as it did, rather
+            // than making every waiting call pay a connect timeout in turn.
+            return Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "Redis could not be reached (a concurrent connection attempt failed)",
+            )));
+        }
+        let attempt = self.attempts.fetch_add(1, Ordering::AcqRel) + 1;
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        self.current.store(Some(Arc::new(Live {
+            conn: conn.clone(),
+            attempt,
+        })));
+        Ok((conn, attempt))
+    }
+
+    /// A request on the connection of `attempt` failed with `e`: drops that connection
+    /// when `e` left it unusable (and it is still the current one).
+    fn failed(&self, attempt: u64, e: &RedisError) {
+        if e.is_unrecoverable_error() {
+            self.forget(attempt);
+        }
+    }
+
+    /// Drops the connection of `attempt` if it is still the current one: the next call
+    /// connects again.
+    fn forget(&self, attempt: u64) {
+        let current = self.current.load();
+        if current.as_ref().is_some_and(|live| live.attempt == attempt) {
+            self.current.compare_and_swap(&*current, None);
+        }
+    }
 }
 
 /// A ready connection: what a front sends its commands on.
 #[derive(Clone)]
 pub(crate) enum Link {
-    Single(ConnectionManager),
+    Single(MultiplexedConnection),
     #[cfg(feature = "cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl Link {
-    /// Sends `cmd` and converts the answer, as `Cmd::query_async` does, but awaits a
-    /// single-server connection's request inline: `ConnectionLike` boxes it, and that
-    /// box is large enough for the allocator to consolidate its free lists on every call.
+    /// Sends `cmd` and converts the answer, as `Cmd::query_async` does.
+    ///
+    /// The request future of the `redis` crate (about 1.2 KB for a multiplexed
+    /// connection) is boxed, once, where it is made (`req_packed_command`): every
+    /// future around it (this one, the call's, the `Backend` trait's box) then holds a
+    /// pointer to it rather than its bytes, so they are small, and it is not copied as
+    /// each of them is made and moved (several kilobytes of copies per call when it was
+    /// awaited inline).
     pub(crate) async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
-        let value = match self {
-            Link::Single(c) => c.send_packed_command(cmd).await?,
-            #[cfg(feature = "cluster")]
-            Link::Cluster(c) => c.req_packed_command(cmd).await?,
-        };
+        let value = self.req_packed_command(cmd).await?;
         Ok(redis::from_redis_value(value.extract_error()?)?)
     }
 }
@@ -202,18 +291,34 @@ impl Connection {
         }
         let conn = self.conn()?;
         self.calls.add();
-        // What is rare (a probe, making a cluster connection, bounding a cluster call) is
-        // boxed apart, so that the future of an ordinary call, which the `Backend` trait
-        // boxes and moves on every call, holds little more than the request itself.
+        // What is rare (a probe, making a connection, bounding a cluster call) is boxed
+        // apart, so that the future of an ordinary call, which the `Backend` trait boxes
+        // and moves on every call, holds little more than the request itself.
+        let single = match &*conn {
+            Conn::Single(single) => Some(&**single),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(_) => None,
+        };
+        // The attempt number of the single-server connection the call used, to drop it
+        // if the call broke it.
+        let mut used = None;
         let run = async {
-            let mut link = self.link(conn).await?;
+            let mut link = match &*conn {
+                Conn::Single(single) => {
+                    let (c, attempt) = single.link().await?;
+                    used = Some(attempt);
+                    Link::Single(c)
+                }
+                #[cfg(feature = "cluster")]
+                Conn::Cluster(cell) => self.cluster_link(cell).await?,
+            };
             if admit == Admit::Probe {
-                Box::pin(probe(&mut link)).await?;
+                Box::pin(probe(single, &mut link, &mut used)).await?;
             }
             op(link).await
         };
-        // A ConnectionManager bounds connecting and answering itself: a second timer per
-        // call would only cost. A cluster connection is bounded here as a whole.
+        // A multiplexed connection bounds connecting and answering itself: a second timer
+        // per call would only cost. A cluster connection is bounded here as a whole.
         let result: Result<_, tokio::time::error::Elapsed> = match &self.client {
             Client::Single(_) => Ok(run.await),
             #[cfg(feature = "cluster")]
@@ -224,7 +329,12 @@ impl Connection {
                 self.breaker.success();
                 Ok(v)
             }
-            Ok(Err(e)) => Err(self.failed(e)),
+            Ok(Err(e)) => {
+                if let (Some(single), Some(attempt)) = (single, used) {
+                    single.failed(attempt, &e);
+                }
+                Err(self.failed(e))
+            }
             Err(_elapsed) => {
                 self.outage();
                 Err(timeout(self.call_timeout))
@@ -253,8 +363,10 @@ impl Connection {
         self.breaker.failure();
     }
 
-    /// The connection for the current Tokio runtime, made (lazily) if needed.
-    fn conn(&self) -> Result<Conn, CacheError> {
+    /// The connection for the current Tokio runtime, made (lazily) if needed: borrowed
+    /// for the first runtime (no reference count touched on the hot path), shared for
+    /// the others.
+    fn conn(&self) -> Result<ConnRef<'_>, CacheError> {
         let handle = Handle::try_current().map_err(|_| {
             CacheError::backend_message(
                 NAME,
@@ -265,76 +377,105 @@ impl Connection {
         // The common case, one runtime: a lock-free read.
         if let Some((first, conn)) = self.first.get() {
             if *first == id {
-                return Ok(conn.clone());
+                return Ok(ConnRef::First(conn));
             }
         }
         let others = self.others.read().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, conn)) = others.iter().find(|(i, _)| *i == id) {
-            return Ok(conn.clone());
+            return Ok(ConnRef::Other(conn.clone()));
         }
         drop(others);
         let mut others = self.others.write().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, conn)) = others.iter().find(|(i, _)| *i == id) {
-            return Ok(conn.clone());
+            return Ok(ConnRef::Other(conn.clone()));
         }
         let conn = self.new_conn()?;
         if self.first.set((id, conn.clone())).is_ok() {
-            return Ok(conn);
+            if let Some((_, conn)) = self.first.get() {
+                return Ok(ConnRef::First(conn));
+            }
         }
         if others.len() >= MAX_RUNTIMES {
             others.remove(0);
         }
         others.push((id, conn.clone()));
-        Ok(conn)
+        Ok(ConnRef::Other(conn))
     }
 
     /// A connection for the current runtime; it connects on first use.
     fn new_conn(&self) -> Result<Conn, CacheError> {
         Ok(match &self.client {
             Client::Single(client) => {
-                let config = ConnectionManagerConfig::new()
+                let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.config.connect_timeout))
-                    .set_response_timeout(Some(self.config.response_timeout))
-                    // The breaker decides when to try again, not a retry loop per call.
-                    .set_number_of_retries(0);
-                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-                    .map_err(|e| CacheError::backend(NAME, e))?;
-                Conn::Single(manager)
+                    .set_response_timeout(Some(self.config.response_timeout));
+                Conn::Single(Arc::new(Single {
+                    client: client.clone(),
+                    config,
+                    current: ArcSwapOption::empty(),
+                    connecting: tokio::sync::Mutex::new(()),
+                    attempts: AtomicU64::new(0),
+                }))
             }
             #[cfg(feature = "cluster")]
-            Client::Cluster(_) => Conn::Cluster(std::sync::Arc::new(tokio::sync::OnceCell::new())),
+            Client::Cluster(_) => Conn::Cluster(Arc::new(tokio::sync::OnceCell::new())),
         })
     }
 
-    async fn link(&self, conn: Conn) -> RedisResult<Link> {
-        match conn {
-            Conn::Single(manager) => Ok(Link::Single(manager)),
-            #[cfg(feature = "cluster")]
-            Conn::Cluster(cell) => {
-                let Client::Cluster(client) = &self.client else {
-                    return Err(not_cluster());
-                };
-                let c = match cell.get() {
-                    Some(c) => c,
-                    None => {
-                        Box::pin(cell.get_or_try_init(|| client.get_async_connection())).await?
-                    }
-                };
-                Ok(Link::Cluster(c.clone()))
-            }
+    #[cfg(feature = "cluster")]
+    async fn cluster_link(
+        &self,
+        cell: &tokio::sync::OnceCell<redis::cluster_async::ClusterConnection>,
+    ) -> RedisResult<Link> {
+        let Client::Cluster(client) = &self.client else {
+            return Err(not_cluster());
+        };
+        let c = match cell.get() {
+            Some(c) => c,
+            None => Box::pin(cell.get_or_try_init(|| client.get_async_connection())).await?,
+        };
+        Ok(Link::Cluster(c.clone()))
+    }
+}
+
+/// The connection of the current runtime: borrowed for the first runtime, shared for
+/// the others.
+enum ConnRef<'a> {
+    First(&'a Conn),
+    Other(Conn),
+}
+
+impl std::ops::Deref for ConnRef<'_> {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        match self {
+            ConnRef::First(conn) => conn,
+            ConnRef::Other(conn) => conn,
         }
     }
 }
 
 /// A probe's first call after the breaker opened. The connection may still hold the
-/// failure from before Redis came back: a failed `PING` makes the manager reconnect, and
-/// the second waits for it, so one probe is enough to recover.
-async fn probe(link: &mut Link) -> RedisResult<()> {
+/// failure from before Redis came back: a failed `PING` drops a single-server connection
+/// (`used`: its attempt number, updated to the new one's) and the second connects again,
+/// so one probe is enough to recover.
+async fn probe(
+    single: Option<&Single>,
+    link: &mut Link,
+    used: &mut Option<u64>,
+) -> RedisResult<()> {
     let ping = redis::cmd("PING");
-    if link.query::<()>(&ping).await.is_err() {
-        link.query::<()>(&ping).await?;
+    if link.query::<()>(&ping).await.is_ok() {
+        return Ok(());
     }
-    Ok(())
+    if let (Some(single), Some(attempt)) = (single, *used) {
+        single.forget(attempt);
+        let (c, attempt) = single.link().await?;
+        *used = Some(attempt);
+        *link = Link::Single(c);
+    }
+    link.query::<()>(&ping).await
 }
 
 /// The [`RedisError`] behind a failure, if Redis (or reaching it) caused it.

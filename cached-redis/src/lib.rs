@@ -11,8 +11,8 @@
 //! connection.
 //!
 //! - One multiplexed, auto-reconnecting connection per Tokio runtime (the `redis` crate's
-//!   `ConnectionManager`, or its async cluster client), made on first use: Redis being
-//!   down at start-up is not a start-up failure.
+//!   `MultiplexedConnection`, made again when it breaks, or its async cluster client),
+//!   made on first use: Redis being down at start-up is not a start-up failure.
 //! - Explicit timeouts (`connect_timeout`, `response_timeout`, milliseconds, 1000 by
 //!   default) and a circuit breaker: after `breaker_threshold` (5) consecutive failures,
 //!   calls fail at once for `breaker_cooldown` (1000 ms), then one probe goes through; the
