@@ -205,7 +205,10 @@ fn s(v: &str) -> String {
 
 /// Every write of SPEC §11 made in A evicts B's near entry within 100 ms.
 async fn every_write_reaches_the_other_process(test: &str, mode: Invalidation, mode_name: &str) {
-    let url = RedisServer::shared().url();
+    // A server of its own: the other mode's `clear` (same key prefix) must not wipe
+    // this test's keys while it reads them.
+    let server = RedisServer::start();
+    let url = server.url();
     let (b, _backend) = reader(&url, mode, |c| c);
     let mut a = Writer::spawn(test, &url, mode_name);
     let k = |name: &str| format!("{mode_name}:{name}");
