@@ -224,6 +224,14 @@ impl Cache {
         loop {
             match self.inner.shared.flights.join::<T>(skey) {
                 Joined::Leader(leader) => {
+                    // This caller's miss may have been read before a previous leader
+                    // stored the value and left (an awaited backend answers late): read
+                    // once more, uncounted, so that a cold key runs its body once per
+                    // process. In memory this is a lookup; on Redis, one GET per miss.
+                    if let Ok(Some(v)) = self.fetch::<T>(skey, false).await {
+                        leader.finish(Some(v.clone()));
+                        return Ok(v);
+                    }
                     let Some(f) = f.take() else {
                         unreachable!("the body is taken once")
                     };
