@@ -114,9 +114,12 @@ struct Single {
     current: ArcSwapOption<Live>,
     /// Held while connecting: one attempt at a time.
     connecting: tokio::sync::Mutex<()>,
-    /// Connection attempts made so far; tells a caller that waited for an attempt that it
-    /// failed.
+    /// Connection attempts made so far (a connection's number).
     attempts: AtomicU64,
+    /// Connection attempts that failed; tells a caller that waited for an attempt that it
+    /// failed. An attempt that was cancelled (its caller dropped) did not fail: the next
+    /// waiting caller makes its own.
+    failures: AtomicU64,
 }
 
 /// A connection that worked when it was made, and its attempt number.
@@ -138,12 +141,12 @@ impl Single {
 
     #[cold]
     async fn connect(&self) -> RedisResult<(MultiplexedConnection, u64)> {
-        let seen = self.attempts.load(Ordering::Acquire);
+        let seen = self.failures.load(Ordering::Acquire);
         let _one = self.connecting.lock().await;
         if let Some(live) = &*self.current.load() {
             return Ok((live.conn.clone(), live.attempt));
         }
-        if self.attempts.load(Ordering::Acquire) != seen {
+        if self.failures.load(Ordering::Acquire) != seen {
             // An attempt failed while this call waited for it: fail as it did, rather
             // than making every waiting call pay a connect timeout in turn.
             return Err(RedisError::from(std::io::Error::new(
@@ -152,10 +155,17 @@ impl Single {
             )));
         }
         let attempt = self.attempts.fetch_add(1, Ordering::AcqRel) + 1;
-        let conn = self
+        let conn = match self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
+            .await
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
         self.current.store(Some(Arc::new(Live {
             conn: conn.clone(),
             attempt,
@@ -415,6 +425,7 @@ impl Connection {
                     current: ArcSwapOption::empty(),
                     connecting: tokio::sync::Mutex::new(()),
                     attempts: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
                 }))
             }
             #[cfg(feature = "cluster")]

@@ -375,3 +375,51 @@ async fn memoized_calls_keep_answering_through_an_outage_and_are_cached_again() 
         "cached again after the restart"
     );
 }
+
+/// A caller dropped while it connects (its client went away, a timeout) does not fail
+/// the calls that waited for its attempt: the next of them connects itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_cancelled_midway_does_not_fail_the_calls_that_waited_for_it() {
+    let server = RedisServer::start();
+    // A paused server accepts the TCP connection but never answers the handshake.
+    let backend = Arc::new(
+        RedisBackend::new(
+            // Database 1: connecting sends `SELECT 1`, which a paused server leaves
+            // unanswered.
+            RedisConfig::from_url(&format!(
+                "redis://127.0.0.1:{}/1?connect_timeout=5000&response_timeout=5000",
+                server.port()
+            ))
+            .expect("a valid Redis URL"),
+        )
+        .expect("a backend"),
+    );
+    server.pause();
+    let get = |backend: &Arc<RedisBackend>| {
+        let backend = Arc::clone(backend);
+        tokio::spawn(async move { backend.get("faults:cancelled").await })
+    };
+    let pace = Duration::from_millis(100);
+    // One call connects; two more wait for its attempt.
+    let first = get(&backend);
+    tokio::time::sleep(pace).await;
+    let second = get(&backend);
+    let waiting = get(&backend);
+    tokio::time::sleep(pace).await;
+    // The connecting call is dropped mid-handshake: the second makes its own attempt,
+    // and is dropped too.
+    first.abort();
+    tokio::time::sleep(pace).await;
+    second.abort();
+    for aborted in [first, second] {
+        assert!(aborted.await.expect_err("aborted").is_cancelled());
+    }
+    // Redis answers again: the last caller connects.
+    server.resume();
+    let read = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting call returns")
+        .expect("task");
+    let value = read.expect("the waiting call connects itself, not failed by a cancelled attempt");
+    assert!(value.is_none(), "nothing was stored under the key");
+}
