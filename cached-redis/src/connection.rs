@@ -8,17 +8,19 @@
 //! reaching Redis and failing well is decided here, once.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use cached_backend::CacheError;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
-    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, FromRedisValue, Pipeline, RedisError, RedisFuture,
+    RedisResult,
 };
 use tokio::runtime::{Handle, Id};
+use tokio::task::AbortHandle;
 
 use crate::breaker::{Admit, Breaker, BreakerOpen, BreakerState};
 use crate::config::{RedisConfig, Target};
@@ -108,9 +110,25 @@ enum Conn {
 /// (`RedisError::is_unrecoverable_error`, the manager's own test) drops it, and the
 /// next call connects again, bounded by the connect timeout; calls that arrive while
 /// one connects wait for that attempt and share its outcome.
+///
+/// **The response timeout is the connection's, not each request's.** A plain `redis://`
+/// connection is made here (the TCP stream, then the `redis` crate's handshake and
+/// multiplexer on it), so its driver task is this crate's to stop, and a watchdog task
+/// bounds the wait for answers: every quarter of `response_timeout` in which a request
+/// was pending, it sends a `PING` behind it, and when that `PING` is not answered within
+/// `response_timeout` (Redis answers in order, so nothing sent before it was either) it
+/// stops the connection: every request still waiting on it fails as a timeout, and the
+/// next call connects again. A request therefore waits at most `response_timeout` plus a
+/// quarter of it for a Redis that stopped answering, and a request pays no timer of its
+/// own (the `redis` crate's per-request timer was 11 % of a Redis hit's CPU; P2 in
+/// BENCHMARKS.md). A `rediss://` connection is the `redis` crate's own (it brings TLS),
+/// with its per-request timer.
 struct Single {
     client: redis::Client,
+    /// For a connection the `redis` crate makes (TLS): with its per-request timeout.
     config: AsyncConnectionConfig,
+    connect_timeout: Duration,
+    response_timeout: Duration,
     current: ArcSwapOption<Live>,
     /// Held while connecting: one attempt at a time.
     connecting: tokio::sync::Mutex<()>,
@@ -120,17 +138,34 @@ struct Single {
     /// failed. An attempt that was cancelled (its caller dropped) did not fail: the next
     /// waiting caller makes its own.
     failures: AtomicU64,
+    /// Whether a request was pending since the watchdog last looked: set by calls
+    /// (a load, and a store only when it was clear), cleared by the watchdog.
+    busy: AtomicBool,
+    /// The number of the last connection the watchdog stopped because Redis did not
+    /// answer: its requests failed as timeouts, not as a dropped connection.
+    stalled: AtomicU64,
 }
 
 /// A connection that worked when it was made, and its attempt number.
 struct Live {
     conn: MultiplexedConnection,
     attempt: u64,
+    /// The driver and watchdog of a connection made here; stopped when it is dropped
+    /// (which fails the requests still waiting on it).
+    tasks: Option<[AbortHandle; 2]>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        for task in self.tasks.iter().flatten() {
+            task.abort();
+        }
+    }
 }
 
 impl Single {
     /// The current connection (a clone), and its attempt number to report it broken by.
-    async fn link(&self) -> RedisResult<(MultiplexedConnection, u64)> {
+    async fn link(self: &Arc<Self>) -> RedisResult<(MultiplexedConnection, u64)> {
         if let Some(live) = &*self.current.load() {
             return Ok((live.conn.clone(), live.attempt));
         }
@@ -140,7 +175,7 @@ impl Single {
     }
 
     #[cold]
-    async fn connect(&self) -> RedisResult<(MultiplexedConnection, u64)> {
+    async fn connect(self: &Arc<Self>) -> RedisResult<(MultiplexedConnection, u64)> {
         let seen = self.failures.load(Ordering::Acquire);
         let _one = self.connecting.lock().await;
         if let Some(live) = &*self.current.load() {
@@ -155,22 +190,84 @@ impl Single {
             )));
         }
         let attempt = self.attempts.fetch_add(1, Ordering::AcqRel) + 1;
-        let conn = match self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-        {
-            Ok(conn) => conn,
-            Err(e) => {
+        let live = match tokio::time::timeout(self.connect_timeout, self.open(attempt)).await {
+            Ok(Ok(live)) => live,
+            Ok(Err(e)) => {
                 self.failures.fetch_add(1, Ordering::AcqRel);
                 return Err(e);
             }
+            Err(elapsed) => {
+                self.failures.fetch_add(1, Ordering::AcqRel);
+                return Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    elapsed,
+                )));
+            }
         };
-        self.current.store(Some(Arc::new(Live {
-            conn: conn.clone(),
-            attempt,
-        })));
+        let conn = live.conn.clone();
+        self.current.store(Some(Arc::new(live)));
         Ok((conn, attempt))
+    }
+
+    /// Makes connection number `attempt`: on a TCP stream of its own, driven and watched
+    /// here, or (TLS) the `redis` crate's.
+    async fn open(self: &Arc<Self>, attempt: u64) -> RedisResult<Live> {
+        let info = self.client.get_connection_info();
+        let ConnectionAddr::Tcp(host, port) = info.addr() else {
+            let conn = self
+                .client
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await?;
+            return Ok(Live {
+                conn,
+                attempt,
+                tasks: None,
+            });
+        };
+        let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+        stream.set_nodelay(info.tcp_settings().nodelay())?;
+        // No per-request timer: the watchdog bounds the answers.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
+        let (conn, driver) =
+            MultiplexedConnection::new_with_config(info.redis_settings(), stream, config).await?;
+        let driver = tokio::spawn(driver).abort_handle();
+        let watchdog = tokio::spawn(watch(
+            Arc::downgrade(self),
+            conn.clone(),
+            driver.clone(),
+            attempt,
+            self.response_timeout,
+        ))
+        .abort_handle();
+        Ok(Live {
+            conn,
+            attempt,
+            tasks: Some([driver, watchdog]),
+        })
+    }
+
+    /// A call's request is waiting for its answer: the watchdog sends a `PING` behind it
+    /// at its next look. Cheap when it is set already (a load, no write), as it is under
+    /// load.
+    fn busy(&self) {
+        if !self.busy.load(Ordering::Relaxed) {
+            self.busy.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether a newer connection than that of `attempt` is the current one.
+    fn replaced(&self, attempt: u64) -> bool {
+        self.current
+            .load()
+            .as_ref()
+            .is_some_and(|live| live.attempt != attempt)
+    }
+
+    /// Whether the connection of `attempt` was stopped because Redis did not answer.
+    fn stalled(&self, attempt: u64) -> bool {
+        self.stalled.load(Ordering::Acquire) == attempt
     }
 
     /// A request on the connection of `attempt` failed with `e`: drops that connection
@@ -188,6 +285,57 @@ impl Single {
         if current.as_ref().is_some_and(|live| live.attempt == attempt) {
             self.current.compare_and_swap(&*current, None);
         }
+    }
+}
+
+/// The watchdog of connection number `attempt` (see [`Single`]): every quarter of
+/// `limit` in which a request was pending, a `PING` that must be answered within
+/// `limit`, or the connection is stopped. Ends with the connection (its driver gone, or
+/// the backend dropped).
+async fn watch(
+    single: Weak<Single>,
+    conn: MultiplexedConnection,
+    driver: AbortHandle,
+    attempt: u64,
+    limit: Duration,
+) {
+    let every = (limit / 4).max(Duration::from_millis(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(owner) = single.upgrade() else {
+            return;
+        };
+        if owner.replaced(attempt) {
+            // The flag is the new connection's watchdog's now (this one is normally
+            // stopped with its connection already).
+            return;
+        }
+        if driver.is_finished() {
+            // Redis closed it: connect again on the next call rather than fail it.
+            owner.forget(attempt);
+            return;
+        }
+        if !owner.busy.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        drop(owner);
+        // Each `PING` is a task of its own, so that a slow one does not hold back the
+        // next look: a request sent after it still gets a `PING` within a quarter of
+        // `limit`.
+        let (single, mut conn, driver) = (single.clone(), conn.clone(), driver.clone());
+        tokio::spawn(async move {
+            let ping = redis::cmd("PING");
+            let answer = tokio::time::timeout(limit, conn.send_packed_command(&ping)).await;
+            if answer.is_err() {
+                if let Some(owner) = single.upgrade() {
+                    owner.stalled.store(attempt, Ordering::Release);
+                    owner.forget(attempt);
+                }
+                driver.abort();
+            }
+        });
     }
 }
 
@@ -251,10 +399,12 @@ impl Connection {
         let client = make_client(&config)?;
         let call_timeout = config.connect_timeout + config.response_timeout;
         Ok(Self {
+            // The longest a probe waits: a connect, then an answer the watchdog gives up
+            // on a quarter of the response timeout late at most.
             breaker: Breaker::new(
                 config.breaker_threshold,
                 config.breaker_cooldown,
-                call_timeout,
+                call_timeout + config.response_timeout / 4,
             ),
             config,
             client,
@@ -305,7 +455,7 @@ impl Connection {
         // apart, so that the future of an ordinary call, which the `Backend` trait boxes
         // and moves on every call, holds little more than the request itself.
         let single = match &*conn {
-            Conn::Single(single) => Some(&**single),
+            Conn::Single(single) => Some(single),
             #[cfg(feature = "cluster")]
             Conn::Cluster(_) => None,
         };
@@ -327,21 +477,27 @@ impl Connection {
             }
             op(link).await
         };
-        // A multiplexed connection bounds connecting and answering itself: a second timer
-        // per call would only cost. A cluster connection is bounded here as a whole.
-        let result: Result<_, tokio::time::error::Elapsed> = match &self.client {
-            Client::Single(_) => Ok(run.await),
+        // A single-server connection bounds connecting and answering itself (its
+        // watchdog, told here that a request waits): a timer per call would only cost.
+        // A cluster connection is bounded here as a whole.
+        let result: Result<_, tokio::time::error::Elapsed> = match (&self.client, single) {
+            (Client::Single(_), Some(single)) => Ok(watched(run, single).await),
+            (Client::Single(_), None) => Ok(run.await),
             #[cfg(feature = "cluster")]
-            Client::Cluster(_) => Box::pin(tokio::time::timeout(self.call_timeout, run)).await,
+            (Client::Cluster(_), _) => Box::pin(tokio::time::timeout(self.call_timeout, run)).await,
         };
         match result {
             Ok(Ok(v)) => {
                 self.breaker.success();
                 Ok(v)
             }
-            Ok(Err(e)) => {
+            Ok(Err(mut e)) => {
                 if let (Some(single), Some(attempt)) = (single, used) {
                     single.failed(attempt, &e);
+                    if single.stalled(attempt) && e.is_connection_dropped() {
+                        // The watchdog stopped the connection: Redis did not answer.
+                        e = std::io::Error::from(std::io::ErrorKind::TimedOut).into();
+                    }
                 }
                 Err(self.failed(e))
             }
@@ -416,16 +572,21 @@ impl Connection {
     fn new_conn(&self) -> Result<Conn, CacheError> {
         Ok(match &self.client {
             Client::Single(client) => {
+                // The connect timeout bounds the whole attempt (`Single::connect`).
                 let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.config.connect_timeout))
+                    .set_connection_timeout(None)
                     .set_response_timeout(Some(self.config.response_timeout));
                 Conn::Single(Arc::new(Single {
                     client: client.clone(),
                     config,
+                    connect_timeout: self.config.connect_timeout,
+                    response_timeout: self.config.response_timeout,
                     current: ArcSwapOption::empty(),
                     connecting: tokio::sync::Mutex::new(()),
                     attempts: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
+                    busy: AtomicBool::new(false),
+                    stalled: AtomicU64::new(0),
                 }))
             }
             #[cfg(feature = "cluster")]
@@ -472,7 +633,7 @@ impl std::ops::Deref for ConnRef<'_> {
 /// (`used`: its attempt number, updated to the new one's) and the second connects again,
 /// so one probe is enough to recover.
 async fn probe(
-    single: Option<&Single>,
+    single: Option<&Arc<Single>>,
     link: &mut Link,
     used: &mut Option<u64>,
 ) -> RedisResult<()> {
@@ -487,6 +648,21 @@ async fn probe(
         *link = Link::Single(c);
     }
     link.query::<()>(&ping).await
+}
+
+/// Runs a call's future, telling the connection's watchdog whenever it waits (see
+/// [`Single`]): by then its request is queued on the connection, so a `PING` the
+/// watchdog sends after that is answered after it.
+async fn watched<F: Future>(call: F, single: &Single) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    std::future::poll_fn(|cx| {
+        let poll = call.as_mut().poll(cx);
+        if poll.is_pending() {
+            single.busy();
+        }
+        poll
+    })
+    .await
 }
 
 /// The [`RedisError`] behind a failure, if Redis (or reaching it) caused it.
