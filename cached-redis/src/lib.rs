@@ -14,7 +14,8 @@
 //!   `MultiplexedConnection`, made again when it breaks, or its async cluster client),
 //!   made on first use: Redis being down at start-up is not a start-up failure.
 //! - Explicit timeouts (`connect_timeout`, `response_timeout`, milliseconds, 1000 by
-//!   default) and a circuit breaker: after `breaker_threshold` (5) consecutive failures,
+//!   default; on a single server the response timeout is kept by a watchdog per
+//!   connection, not a timer per request, see `docs/redis.md`) and a circuit breaker: after `breaker_threshold` (5) consecutive failures,
 //!   calls fail at once for `breaker_cooldown` (1000 ms), then one probe goes through; the
 //!   first success closes it. A memoized function therefore keeps answering (uncached) at
 //!   full speed while Redis is down, and is cached again when Redis returns, without a
