@@ -6,7 +6,8 @@
 //! connection Redis closed is replaced before the next call needs it; and dropping the
 //! backend closes its socket.
 //!
-//! Bounds are generous for a loaded machine (the upper one is 8× the timeout): they tell
+//! Redis is made slow with `CLIENT PAUSE ... ALL` (in effect when `redis-cli` returns, so
+//! nothing races) and stalled with `SIGSTOP`. Bounds are generous for a loaded machine (the upper one is 8× the timeout): they tell
 //! a timeout from a hang, and assert no speed.
 
 use std::sync::Arc;
@@ -44,22 +45,26 @@ fn clients(server: &RedisServer) -> usize {
     server.cli(&["CLIENT", "LIST"]).lines().count()
 }
 
-/// Keeps Redis busy for `ms` milliseconds (a Lua loop on its clock), from a thread: the
-/// commands of every other client wait behind it, as they would behind a slow command.
-fn busy_redis(server: &RedisServer, ms: u64) -> std::thread::JoinHandle<String> {
-    const SCRIPT: &str = "local t = redis.call('TIME') \
-        local start = t[1] * 1000000 + t[2] \
-        repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - start > ARGV[1] * 1000 \
-        return 1";
-    let port = server.port().to_string();
+/// Makes Redis hold every client's commands for `ms` milliseconds (`CLIENT PAUSE ... ALL`),
+/// as a slow command or a busy server would: in effect when this returns, and the
+/// answers come when it ends.
+fn slow_redis(server: &RedisServer, ms: u64) {
     let ms = ms.to_string();
-    std::thread::spawn(move || {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &port, "EVAL", SCRIPT, "0", &ms])
-            .output()
-            .expect("run redis-cli");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    })
+    assert_eq!(server.cli(&["CLIENT", "PAUSE", &ms, "ALL"]).trim(), "OK");
+}
+
+/// Waits (at most 5 s) until the PING count stops moving, and returns it.
+async fn settled_pings(server: &RedisServer) -> u64 {
+    let mut seen = pings(server);
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = pings(server);
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    seen
 }
 
 async fn set(b: &RedisBackend, key: &str) {
@@ -129,12 +134,14 @@ async fn an_answer_slower_than_a_tick_but_within_the_timeout_is_not_cut() {
 
     // Redis answers nothing for 600 ms: two watchdog looks (every 250 ms) send their
     // `PING` behind the read, and both are answered in time.
-    let busy = busy_redis(&server, 600);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    slow_redis(&server, 600);
     let started = Instant::now();
     let read = b.get("rt:slow").await;
     let waited = started.elapsed();
-    assert_eq!(busy.join().expect("redis-cli").trim(), "1");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "the read waited for the pause: {waited:?}"
+    );
     assert!(
         found(&read),
         "a slow answer within the response timeout: {read:?} after {waited:?}"
@@ -148,11 +155,11 @@ async fn an_answer_slower_than_the_timeout_fails_the_call_and_the_next_call_reco
     let b = backend(&server, 200);
     set(&b, "rt:late").await;
 
-    let busy = busy_redis(&server, 900);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    slow_redis(&server, 900);
     let err = b.get("rt:late").await.expect_err("Redis answers too late");
     assert!(matches!(err, CacheError::Timeout { .. }), "{err:?}");
-    assert_eq!(busy.join().expect("redis-cli").trim(), "1");
+    // Past the pause (a connect during it would wait for it too).
+    tokio::time::sleep(Duration::from_millis(900)).await;
     let read = b.get("rt:late").await;
     assert!(found(&read), "Redis answers again: {read:?}");
 }
@@ -163,10 +170,8 @@ async fn the_watchdog_pings_behind_traffic_and_leaves_an_idle_connection_alone()
     // A look every 25 ms.
     let b = backend(&server, 100);
     set(&b, "rt:idle").await;
-    // Let the look that follows the first call pass.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let before = pings(&server);
+    // Let the look that follows the first call pass, and its `PING` land.
+    let before = settled_pings(&server).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         pings(&server),
@@ -182,9 +187,8 @@ async fn the_watchdog_pings_behind_traffic_and_leaves_an_idle_connection_alone()
         }
         b.get("rt:idle").await.expect("Redis is up");
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
-        pings(&server) > before,
+        settled_pings(&server).await > before,
         "the watchdog sent a PING behind the traffic"
     );
 }
