@@ -480,11 +480,9 @@ impl Connection {
         // A single-server connection bounds connecting and answering itself (its
         // watchdog, told here that a request waits): a timer per call would only cost.
         // A cluster connection is bounded here as a whole.
-        let result: Result<_, tokio::time::error::Elapsed> = match (&self.client, single) {
-            (Client::Single(_), Some(single)) => Ok(watched(run, single).await),
-            (Client::Single(_), None) => Ok(run.await),
-            #[cfg(feature = "cluster")]
-            (Client::Cluster(_), _) => Box::pin(tokio::time::timeout(self.call_timeout, run)).await,
+        let result = match single {
+            Some(single) => Ok(watched(run, single).await),
+            None => Box::pin(tokio::time::timeout(self.call_timeout, run)).await,
         };
         match result {
             Ok(Ok(v)) => {

@@ -99,10 +99,28 @@ macro_rules! forward_visit {
     )*};
 }
 
-/// The visitor calls that carry nested values (and the unit ones beside them): forwarded
-/// with the nested deserializer or access wrapped, by both visitors below.
+/// What both visitors below forward alike: the scalars as they are, and the calls that
+/// carry nested values (and the unit ones beside them) with the nested deserializer or
+/// access wrapped.
 macro_rules! forward_nested {
     () => {
+        forward_visit!(
+            visit_bool(bool),
+            visit_i8(i8),
+            visit_i16(i16),
+            visit_i32(i32),
+            visit_i64(i64),
+            visit_i128(i128),
+            visit_u8(u8),
+            visit_u16(u16),
+            visit_u32(u32),
+            visit_u64(u64),
+            visit_u128(u128),
+            visit_f32(f32),
+            visit_f64(f64),
+            visit_char(char),
+        );
+
         fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
             self.0.visit_none()
         }
@@ -141,20 +159,6 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
     }
 
     forward_visit!(
-        visit_bool(bool),
-        visit_i8(i8),
-        visit_i16(i16),
-        visit_i32(i32),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u8(u8),
-        visit_u16(u16),
-        visit_u32(u32),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f32(f32),
-        visit_f64(f64),
-        visit_char(char),
         visit_str(&str),
         visit_borrowed_str(&'de str),
         visit_string(String),
@@ -196,24 +200,6 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Copying<V> {
     fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
         self.0.visit_byte_buf(v)
     }
-
-    // Whatever else the format answers with goes to the visitor as is.
-    forward_visit!(
-        visit_bool(bool),
-        visit_i8(i8),
-        visit_i16(i16),
-        visit_i32(i32),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u8(u8),
-        visit_u16(u16),
-        visit_u32(u32),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f32(f32),
-        visit_f64(f64),
-        visit_char(char),
-    );
 
     forward_nested!();
 }
