@@ -93,10 +93,19 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
 }
 
 /// Runs `f` on a current-thread runtime under a subscriber at `level` that captures.
+///
+/// One at a time: `tracing` caches each callsite's interest across every live
+/// dispatcher, and the tests' scoped subscribers, created and dropped in parallel
+/// threads, raced that cache (once in CI a failed Redis call's INFO span was not
+/// captured at all).
 fn traced<F: std::future::Future<Output = ()>>(
     level: LevelFilter,
     f: impl FnOnce() -> F,
 ) -> Capture {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _serial = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone().with_filter(level));
     let rt = tokio::runtime::Builder::new_current_thread()
