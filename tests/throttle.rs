@@ -11,7 +11,9 @@ use cached_kit::throttle::{
     ThrottleStore,
 };
 use cached_kit::CacheError;
-use cached_testing::http::{bearer_identity, client, serve_with_connect_info};
+use cached_testing::http::{
+    bearer_identity, client, gcra, header, header_u64, serve_with_connect_info,
+};
 use reqwest::StatusCode;
 
 fn app(layer: ThrottleLayer) -> Router {
@@ -19,19 +21,6 @@ fn app(layer: ThrottleLayer) -> Router {
         .route("/", get(|| async { "ok" }))
         .layer(layer)
         .layer(middleware::from_fn(bearer_identity))
-}
-
-fn header(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers()
-        .get(name)
-        .map(|v| v.to_str().expect("ascii header").to_owned())
-}
-
-fn header_u64(res: &reqwest::Response, name: &str) -> u64 {
-    header(res, name)
-        .unwrap_or_else(|| panic!("missing {name}"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a whole number"))
 }
 
 async fn get_status(client: &reqwest::Client, url: &str, xff: Option<&str>) -> StatusCode {
@@ -282,50 +271,12 @@ async fn a_request_one_throttle_refuses_counts_in_no_other() {
 
 #[tokio::test]
 async fn gcra_admits_the_burst_then_refuses_with_the_exact_wait() {
-    // 6 a minute is one every 10 s; bursts of 3.
-    let layer = ThrottleLayer::new()
-        .store(MemoryThrottleStore::default())
-        .throttle(Throttle::anon("6/minute").expect("rate").gcra(3));
-    let url = serve_with_connect_info(app(layer)).await;
-    let client = client();
-    for remaining in [2, 1, 0] {
-        let res = client.get(&url).send().await.expect("request");
-        assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(header_u64(&res, "ratelimit-limit"), 3);
-        assert_eq!(header_u64(&res, "ratelimit-remaining"), remaining);
-        assert_eq!(
-            header(&res, "ratelimit-policy").as_deref(),
-            Some("6;w=60;burst=3")
-        );
-    }
-    // The bucket refills one request 10 s after the burst: the wait is 10 s less the
-    // few milliseconds since, which rounds up to exactly 10.
-    let res = client.get(&url).send().await.expect("request");
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header_u64(&res, "retry-after"), 10);
-    assert_eq!(header_u64(&res, "ratelimit-reset"), 10);
-    assert_eq!(header_u64(&res, "ratelimit-remaining"), 0);
-    assert_eq!(header_u64(&res, "ratelimit-limit"), 3);
+    gcra::admits_the_burst_then_refuses_with_the_exact_wait(MemoryThrottleStore::default()).await;
 }
 
 #[tokio::test]
 async fn gcra_refills_one_request_per_interval() {
-    // 2 a second: one every 500 ms, no burst beyond one.
-    let layer = ThrottleLayer::new()
-        .store(MemoryThrottleStore::default())
-        .throttle(Throttle::anon("2/second").expect("rate").gcra(1));
-    let url = serve_with_connect_info(app(layer)).await;
-    let client = client();
-    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
-    let res = client.get(&url).send().await.expect("request");
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header_u64(&res, "retry-after"), 1);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(get_status(&client, &url, None).await, StatusCode::OK);
-    assert_eq!(
-        get_status(&client, &url, None).await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    gcra::refills_one_request_per_interval(MemoryThrottleStore::default()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

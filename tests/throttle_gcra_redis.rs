@@ -11,7 +11,7 @@ use axum::Router;
 use cached_kit::redis::throttle::RedisThrottleStore;
 use cached_kit::throttle;
 use cached_kit::throttle::{Throttle, ThrottleLayer, ThrottleStore};
-use cached_testing::http::{client, serve_with_connect_info as serve};
+use cached_testing::http::{client, gcra, header, header_u64, serve_with_connect_info as serve};
 use cached_testing::RedisServer;
 use reqwest::StatusCode;
 
@@ -28,49 +28,16 @@ fn app(layer: ThrottleLayer) -> Router {
         .layer(layer)
 }
 
-fn header(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers()
-        .get(name)
-        .map(|v| v.to_str().expect("ascii header").to_owned())
-}
-
-fn header_u64(res: &reqwest::Response, name: &str) -> u64 {
-    header(res, name)
-        .unwrap_or_else(|| panic!("missing {name}"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a whole number"))
-}
-
 async fn status(client: &reqwest::Client, url: &str) -> StatusCode {
     client.get(url).send().await.expect("request").status()
 }
 
+// The scenarios the memory store runs too (`tests/throttle.rs`), on Redis.
+
 #[tokio::test]
 async fn a_gcra_layer_on_redis_admits_the_burst_then_answers_429_with_the_wait() {
     let server = RedisServer::start();
-    // 6 a minute is one every 10 s; bursts of 3.
-    let layer = ThrottleLayer::new()
-        .store(store(&server).key_prefix("app"))
-        .throttle(Throttle::anon("6/minute").expect("rate").gcra(3));
-    let url = serve(app(layer)).await;
-    let client = client();
-    for remaining in [2, 1, 0] {
-        let res = client.get(&url).send().await.expect("request");
-        assert_eq!(res.status(), StatusCode::OK, "not a 500: Redis does GCRA");
-        assert_eq!(header_u64(&res, "ratelimit-limit"), 3);
-        assert_eq!(header_u64(&res, "ratelimit-remaining"), remaining);
-        assert_eq!(
-            header(&res, "ratelimit-policy").as_deref(),
-            Some("6;w=60;burst=3")
-        );
-    }
-    // The bucket refills one request 10 s after the burst began: 10 s less the few
-    // milliseconds since, rounded up.
-    let res = client.get(&url).send().await.expect("request");
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header_u64(&res, "retry-after"), 10);
-    assert_eq!(header_u64(&res, "ratelimit-reset"), 10);
-    assert_eq!(header_u64(&res, "ratelimit-remaining"), 0);
+    gcra::admits_the_burst_then_refuses_with_the_exact_wait(store(&server).key_prefix("app")).await;
     // The client's state in Redis: one string, expiring with its bucket (30 s ahead).
     let key = "app:throttle:anon:gcra:6/minute:3:ip:127.0.0.1";
     assert_eq!(server.cli(&["TYPE", key]).trim(), "string");
@@ -81,19 +48,7 @@ async fn a_gcra_layer_on_redis_admits_the_burst_then_answers_429_with_the_wait()
 #[tokio::test]
 async fn a_gcra_layer_on_redis_refills_one_request_per_interval() {
     let server = RedisServer::start();
-    // 2 a second: one every 500 ms, bursts of 1.
-    let layer = ThrottleLayer::new()
-        .store(store(&server))
-        .throttle(Throttle::anon("2/second").expect("rate").gcra(1));
-    let url = serve(app(layer)).await;
-    let client = client();
-    assert_eq!(status(&client, &url).await, StatusCode::OK);
-    let res = client.get(&url).send().await.expect("request");
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header_u64(&res, "retry-after"), 1);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(status(&client, &url).await, StatusCode::OK);
-    assert_eq!(status(&client, &url).await, StatusCode::TOO_MANY_REQUESTS);
+    gcra::refills_one_request_per_interval(store(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

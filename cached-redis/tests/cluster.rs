@@ -113,20 +113,14 @@ async fn a_throttle_store_on_a_cluster_admits_exactly_the_rate_on_every_node() {
     let clients: Vec<String> = (0..12)
         .map(|i| format!("throttle:anon:3/minute:ip:10.0.0.{i}"))
         .collect();
-    let tasks: Vec<_> = clients
-        .iter()
-        .flat_map(|client| (0..5).map(move |_| client.clone()))
-        .map(|client| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { (client.clone(), store.check(&client, rate).await) })
-        })
-        .collect();
-    let mut admitted = std::collections::HashMap::<String, u32>::new();
-    for task in tasks {
-        let (client, decision) = task.await.expect("task");
-        let decision = decision.expect("a check on the cluster");
-        *admitted.entry(client).or_default() += u32::from(decision.admitted);
-    }
+    let admitted = cached_testing::concurrent::admitted_per_client(&clients, 5, |client| {
+        let store = Arc::clone(&store);
+        async move {
+            let decision = store.check(&client, rate).await;
+            decision.expect("a check on the cluster").admitted
+        }
+    })
+    .await;
     for client in &clients {
         assert_eq!(admitted[client], 3, "{client}");
     }

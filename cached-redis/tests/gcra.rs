@@ -306,9 +306,10 @@ async fn an_unreachable_redis_is_an_error_to_fail_open_on_not_a_configuration_er
 /// The same on a real three-node Redis Cluster.
 #[cfg(feature = "cluster")]
 mod cluster {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
 
     use cached_core::throttle::store_from_url;
+    use cached_testing::concurrent::admitted_per_client;
     use cached_testing::RedisCluster;
 
     use super::*;
@@ -337,20 +338,14 @@ mod cluster {
         let clients: Vec<String> = (0..12)
             .map(|i| format!("throttle:anon:gcra:3/minute:2:ip:10.0.0.{i}"))
             .collect();
-        let tasks: Vec<_> = clients
-            .iter()
-            .flat_map(|client| (0..5).map(move |_| client.clone()))
-            .map(|client| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move { (client.clone(), store.check_gcra(&client, g).await) })
-            })
-            .collect();
-        let mut admitted = HashMap::<String, u32>::new();
-        for task in tasks {
-            let (client, decision) = task.await.expect("task");
-            let decision = decision.expect("a GCRA check on the cluster");
-            *admitted.entry(client).or_default() += u32::from(decision.admitted);
-        }
+        let admitted = admitted_per_client(&clients, 5, |client| {
+            let store = Arc::clone(&store);
+            async move {
+                let decision = store.check_gcra(&client, g).await;
+                decision.expect("a GCRA check on the cluster").admitted
+            }
+        })
+        .await;
         for client in &clients {
             assert_eq!(admitted[client], 2, "{client}");
         }

@@ -11,6 +11,7 @@
 //! - [`http`] (feature `http`): an axum app on `127.0.0.1:0`, a client to call it, and
 //!   the bearer-token identity layer of the throttle tests.
 
+pub mod concurrent;
 pub mod conformance;
 #[cfg(feature = "http")]
 pub mod http;
